@@ -1,0 +1,20 @@
+# `make demo`: install if needed, then pre-train a small ViT with FastMIM on a
+# generated dataset and write a reconstruction panel.
+# `make test`: install if needed, then run the test suite.
+PY := .venv/bin/python
+DEMO_CONFIG := configs/fastmim/fastmim_vit-tiny-p16_1xb32-coslr-6e_demo-128px.py
+DEMO_DIR := work_dirs/demo
+
+.PHONY: install demo test
+
+install:
+	@bash tools/setup_env.sh
+
+demo: install
+	$(PY) tools/misc/make_demo_dataset.py data/fastmim_demo
+	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_DIR)
+	@echo "Demo finished. Checkpoint: $$(cat $(DEMO_DIR)/last_checkpoint)"
+	@echo "Reconstruction panel: $$(ls -t $(abspath $(DEMO_DIR))/reconstructions/*.png | head -n1)"
+
+test: install
+	$(PY) -m pytest tests -q

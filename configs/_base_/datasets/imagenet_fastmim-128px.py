@@ -1,0 +1,31 @@
+# ImageNet-1k pre-training pipeline of FastMIM: RandomResizedCrop to the
+# pre-training size with scale (0.2, 1.0) and bicubic resizing, horizontal
+# flip, no colour jitter. Normalisation happens in the model's preprocessor.
+dataset_type = 'ImageNet'
+data_root = 'data/imagenet/'
+input_size = 128
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='RandomResizedCrop',
+        scale=input_size,
+        crop_ratio_range=(0.2, 1.0),
+        backend='pillow',
+        interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=512,
+    num_workers=10,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        pipeline=train_pipeline))

@@ -1,0 +1,3 @@
+from .fastmim_vit import FastMIMViT
+
+__all__ = ['FastMIMViT']

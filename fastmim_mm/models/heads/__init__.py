@@ -1,0 +1,3 @@
+from .fastmim_head import FastMIMHead
+
+__all__ = ['FastMIMHead']

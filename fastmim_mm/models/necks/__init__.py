@@ -1,0 +1,3 @@
+from .fastmim_neck import FastMIMNeck
+
+__all__ = ['FastMIMNeck']

@@ -1,0 +1,3 @@
+from .mask_generator import FastMIMMaskGenerator
+
+__all__ = ['FastMIMMaskGenerator']

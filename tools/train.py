@@ -1,0 +1,147 @@
+"""Train with an OpenMMLab config: FastMIM pre-training, and MMPretrain,
+MMDetection or MMSegmentation configs alike (the registry scope comes from
+the config's ``default_scope``)."""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or, without a path, from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='mixed-precision training (needs a CUDA device)')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the lr by actual batch / auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs such as '
+        'train_dataloader.batch_size=64 or model.backbone.drop_path_rate=0.1')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def fail(message: str):
+    print(f'train.py: error: {message}', file=sys.stderr)
+    sys.exit(1)
+
+
+def merge_args(cfg: Config, args) -> Config:
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    optim_type = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
+    if args.amp:
+        if not torch.cuda.is_available():
+            fail('--amp needs a CUDA device; none is available.')
+        if optim_type != 'AmpOptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    elif optim_type == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        # The paper configs train in fp16 on GPUs; on a CPU (a smoke test,
+        # a debug run) the same config runs in fp32 instead of failing.
+        print_log(
+            'No CUDA device: the config\'s AmpOptimWrapper is replaced by '
+            'an fp32 OptimWrapper.', logger='current', level=30)
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            cfg.optim_wrapper.pop(key, None)
+        cfg.optim_wrapper.type = 'OptimWrapper'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in \
+                cfg.auto_scale_lr:
+            fail(f'--auto-scale-lr: {args.config} has no '
+                 f'auto_scale_lr.base_batch_size.')
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            fail(f'--resume {args.resume}: no such checkpoint file.')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """torch.distributed on CPU: gloo, and DDP without device ids.
+
+    MMEngine's own init for the pytorch launcher selects a CUDA device, which
+    fails without one; it skips its init when a process group exists.
+    """
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        fail(f'config file {args.config} does not exist.')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg = merge_args(cfg, args)
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        if args.launcher != 'pytorch':
+            fail(f'--launcher {args.launcher} needs CUDA devices; on CPU use '
+                 f'--launcher pytorch (tools/dist_train.sh).')
+        setup_cpu_distributed(cfg)
+
+    try:
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        runner.train()
+    except ValueError as e:
+        # Configuration errors raised by this toolkit name the setting and
+        # the fix; print them without an engine stack trace.
+        if os.environ.get('FASTMIM_TRACEBACK'):
+            raise
+        fail(f'{e}\n(set FASTMIM_TRACEBACK=1 for the full trace)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,122 @@
+import copy
+
+import pytest
+import torch
+from mmpretrain.models.utils import build_2d_sincos_position_embedding
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from fastmim_mm.models import blockify
+
+from ..conftest import TINY_RESNET, TINY_SWIN, TINY_VIT
+
+
+def build(cfg, **overrides):
+    cfg = copy.deepcopy(cfg)
+    for key, value in overrides.items():
+        *path, last = key.split('.')
+        node = cfg
+        for p in path:
+            node = node[p]
+        node[last] = value
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+class FixedMask(nn.Module):
+    """Stands in for the mask generator and returns a given mask."""
+
+    def __init__(self, mask, mask_patch_size):
+        super().__init__()
+        self.mask = mask
+        self.mask_patch_size = mask_patch_size
+
+    def forward(self, batch_size, height, width, device=None):
+        return self.mask.to(device)
+
+
+def test_mask_token_replaces_exactly_the_masked_pixels():
+    model = build(TINY_VIT)
+    inputs = torch.randn(2, 3, 64, 64)
+    mask = model.mask_generator(2, 64, 64)
+    out = model.mask_input(inputs, mask)
+    pixel = mask.repeat_interleave(16, 1).repeat_interleave(16, 2)
+    for c in range(3):
+        assert (out[:, c][pixel] == model.mask_token[0, c, 0, 0]).all()
+        assert torch.equal(out[:, c][~pixel], inputs[:, c][~pixel])
+
+
+def test_loss_on_fixed_mask_equals_manual_computation():
+    model = build(TINY_VIT)
+    inputs = torch.randn(2, 3, 64, 64)
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[0, :3] = True
+    mask[1, :, 1:] = True
+    model.mask_generator = FixedMask(mask, 16)
+    loss = model.loss(inputs, None)['loss']
+
+    masked = inputs.clone()
+    for b, i, j in mask.nonzero().tolist():
+        masked[b, :, i * 16:(i + 1) * 16, j * 16:(j + 1) * 16] = \
+            model.mask_token[0]
+    tokens = model.backbone(masked)[0]  # B x (1 + 16) x C
+    pred = model.neck(tokens)  # B x 16 x 108
+    target = blockify(model.target_generator(inputs), 2)  # B x 16 x 108
+    sq = ((pred - target)**2).mean(-1)
+    torch.testing.assert_close(loss, sq[mask.flatten(1)].mean())
+
+    loss.backward()
+    assert model.mask_token.grad is not None
+    assert model.mask_token.grad.abs().sum() > 0
+    assert model.backbone.pos_embed.grad is None
+
+
+def test_state_dict_holds_what_a_checkpoint_should():
+    model = build(TINY_VIT)
+    keys = set(model.state_dict())
+    assert {'mask_token', 'backbone.pos_embed', 'backbone.cls_token'} <= keys
+    assert not any('kernel' in k or 'gaussian' in k for k in keys)
+    assert model.mask_token.shape == (1, 3, 1, 1)
+    # Fixed 2-D sin-cos position embedding with a zero class-token slot.
+    expected = build_2d_sincos_position_embedding((4, 4), 64, cls_token=True)
+    torch.testing.assert_close(model.backbone.pos_embed.data, expected)
+    assert not model.backbone.pos_embed.requires_grad
+
+
+@pytest.mark.parametrize('cfg', [TINY_VIT, TINY_SWIN, TINY_RESNET],
+                         ids=['vit', 'swin', 'resnet'])
+def test_reconstruct_gives_dense_maps(cfg):
+    model = build(cfg).eval()
+    inputs = torch.randn(2, 3, 64, 64)
+    out = model.reconstruct(inputs)
+    assert out['masked_inputs'].shape == (2, 3, 64, 64)
+    assert out['target'].shape == out['pred'].shape == (2, 27, 8, 8)
+    torch.testing.assert_close(out['target'], model.target_generator(inputs))
+
+
+def test_build_refuses_grid_mismatch():
+    with pytest.raises(ValueError, match='mask_patch_size=32.*16 for ViT'):
+        build(TINY_VIT, **{
+            'mask_generator.mask_patch_size': 32,
+            'neck.out_channels': 432})
+
+
+def test_build_refuses_wrong_decoder_output():
+    with pytest.raises(ValueError, match='neck.out_channels=432'):
+        build(TINY_SWIN, **{'neck.out_channels': 100})
+
+
+def test_build_refuses_input_not_divisible_by_block():
+    with pytest.raises(ValueError, match='mask_patch_size=16'):
+        build(TINY_VIT, input_size=72)
+
+
+def test_build_refuses_window_that_does_not_tile():
+    # 96 px, patch 4 -> stages of 24, 12, 6, 3 tokens; window 2 fails at 3.
+    with pytest.raises(ValueError, match='window size 2'):
+        build(TINY_SWIN, input_size=96)
+    # Window 4 does not tile the 6 x 6 map at 96 px either.
+    with pytest.raises(ValueError, match='window size 4'):
+        build(TINY_SWIN, input_size=96,
+              **{'backbone.stage_cfgs.block_cfgs.window_size': 4})

@@ -1,0 +1,85 @@
+import os.path as osp
+
+import pytest
+from mmengine.runner import Runner
+
+from fastmim_mm.engine import ProgressiveResolutionHook
+
+from ..conftest import runner_config
+
+LR = 1e-3  # per 256 images
+PHASES = [(0, 32, 4, 1), (1, 64, 8, 2)]
+
+
+def progressive_config(work_dir, image_folder, **overrides):
+    cfg = runner_config(work_dir, image_folder, max_epochs=3, **overrides)
+    cfg.optim_wrapper.optimizer.lr = LR
+    cfg.auto_scale_lr = dict()
+    cfg.custom_hooks.insert(
+        0, dict(type='ProgressiveResolutionHook', phases=PHASES))
+    return cfg
+
+
+def test_switches_crop_batch_accumulation_and_lr(image_folder, tmp_path,
+                                                 records):
+    cfg = progressive_config(tmp_path, image_folder)
+    cfg.custom_hooks.append(dict(type='StopAfterEpochHook', stop_epoch=2))
+    Runner.from_cfg(cfg).train()
+
+    iters = [r for r in records if r['event'] == 'iter']
+    epoch0 = [r for r in iters if r['epoch'] == 0]
+    epoch1 = [r for r in iters if r['epoch'] == 1]
+    assert len(epoch0) == 4 and len(epoch1) == 2  # 16 images
+    for r in epoch0:
+        assert r['input_shape'] == (4, 3, 32, 32)
+        assert r['accumulative_counts'] == 1
+        assert r['lr'] == pytest.approx(LR * 4 / 256)
+    for r in epoch1:
+        assert r['input_shape'] == (8, 3, 64, 64)
+        assert r['accumulative_counts'] == 2
+        assert r['lr'] == pytest.approx(LR * 16 / 256)
+
+    # Resume in the middle of phase 1: same crop, batch and lr, not
+    # scaled a second time.
+    records.clear()
+    cfg = progressive_config(tmp_path, image_folder)
+    cfg.resume, cfg.load_from = True, osp.join(tmp_path, 'epoch_2.pth')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    resumed = [r for r in records if r['event'] == 'iter']
+    assert len(resumed) == 2 and runner.iter == 8
+    for r in resumed:
+        assert r['epoch'] == 2
+        assert r['input_shape'] == (8, 3, 64, 64)
+        assert r['accumulative_counts'] == 2
+        assert r['lr'] == pytest.approx(LR * 16 / 256)
+    assert runner.train_loop.max_iters == 8
+
+
+def test_refuses_iteration_based_schedule(image_folder, tmp_path):
+    cfg = progressive_config(
+        tmp_path, image_folder,
+        param_scheduler=[
+            dict(type='CosineAnnealingLR', T_max=3, by_epoch=True,
+                 convert_to_iter_based=True)
+        ])
+    with pytest.raises(ValueError, match='convert_to_iter_based=False'):
+        Runner.from_cfg(cfg).train()
+
+
+def test_refuses_a_phase_the_model_cannot_take(image_folder, tmp_path):
+    cfg = progressive_config(tmp_path, image_folder)
+    cfg.custom_hooks[0]['phases'] = [(0, 32, 4, 1), (1, 40, 4, 1)]
+    with pytest.raises(ValueError, match='phase 1 .*input_size=40'):
+        Runner.from_cfg(cfg).train()
+
+
+@pytest.mark.parametrize('phases,match', [
+    ([(1, 128, 8, 1)], 'first must be 0'),
+    ([(0, 128, 8, 1), (5, 160, 8, 1), (3, 192, 8, 1)], 'strictly increasing'),
+    ([(0, 128, 8)], 'give \\(start_epoch'),
+    ([(0, 128, 0, 1)], 'positive'),
+])
+def test_rejects_bad_schedules(phases, match):
+    with pytest.raises(ValueError, match=match):
+        ProgressiveResolutionHook(phases)

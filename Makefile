@@ -2,7 +2,7 @@
 # generated dataset and write a reconstruction panel.
 # `make test`: install if needed, then run the test suite.
 PY := .venv/bin/python
-DEMO_CONFIG := configs/fastmim/fastmim_vit-tiny-p16_1xb32-coslr-6e_demo-128px.py
+DEMO_CONFIG := configs/fastmim/fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.py
 DEMO_DIR := work_dirs/demo
 
 .PHONY: install demo test

@@ -15,7 +15,7 @@ from fastmim_mm.datasets import make_imagenet_folder
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / 'configs'
 DEMO_CONFIG = CONFIG_DIR / 'fastmim' / \
-    'fastmim_vit-tiny-p16_1xb32-coslr-6e_demo-128px.py'
+    'fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.py'
 
 init_default_scope('mmpretrain')
 

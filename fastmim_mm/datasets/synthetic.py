@@ -12,34 +12,46 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
+def _stripes(rng: np.random.RandomState, theta: float, yy: np.ndarray,
+             xx: np.ndarray) -> np.ndarray:
+    """H x W x 3 stripes at angle theta between two colours that differ
+    strongly in every channel, so every channel has a clear gradient."""
+    freq = rng.uniform(0.06, 0.2)
+    wave = np.sin((xx * np.cos(theta) + yy * np.sin(theta)) * freq * 2 *
+                  np.pi + rng.uniform(0, 2 * np.pi))
+    a = rng.uniform(0, 255, 3)
+    b = np.where(a > 127, a - rng.uniform(90, 127, 3),
+                 a + rng.uniform(90, 127, 3))
+    t = (wave[..., None] + 1) / 2
+    return a * t + b * (1 - t)
+
+
 def _draw_image(rng: np.random.RandomState, label: int, num_classes: int,
                 size: Tuple[int, int]) -> Image.Image:
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    # Background: stripes at the class's orientation, random frequency/phase.
+    # Background: stripes at the class's orientation.
     theta = np.pi * label / num_classes + rng.uniform(-0.1, 0.1)
-    freq = rng.uniform(0.05, 0.25)
-    wave = np.sin((xx * np.cos(theta) + yy * np.sin(theta)) * freq * 2 * np.pi
-                  + rng.uniform(0, 2 * np.pi))
-    colour_a = rng.uniform(0, 255, 3)
-    colour_b = rng.uniform(0, 255, 3)
-    t = (wave[..., None] + 1) / 2
-    img = Image.fromarray((colour_a * t + colour_b * (1 - t)).astype(np.uint8))
-    # Foreground: a few shapes; the class decides which kind dominates.
-    draw = ImageDraw.Draw(img)
-    for _ in range(rng.randint(2, 6)):
-        x0, y0 = rng.uniform(0, w * 0.8), rng.uniform(0, h * 0.8)
-        s = rng.uniform(0.1, 0.35) * min(w, h)
-        fill = tuple(int(c) for c in rng.uniform(0, 255, 3))
-        box = [x0, y0, x0 + s, y0 + s * rng.uniform(0.5, 1.5)]
-        if (label + rng.randint(0, 3)) % 3 == 0:
-            draw.ellipse(box, fill=fill)
-        elif (label + rng.randint(0, 3)) % 3 == 1:
-            draw.rectangle(box, fill=fill)
+    img = _stripes(rng, theta, yy, xx)
+    # Foreground: a few shapes filled with stripes of another orientation.
+    for _ in range(rng.randint(1, 4)):
+        x0, y0 = rng.uniform(0, w * 0.7), rng.uniform(0, h * 0.7)
+        s = rng.uniform(0.2, 0.45) * min(w, h)
+        box = [x0, y0, x0 + s, y0 + s * rng.uniform(0.6, 1.4)]
+        mask = Image.new('L', size, 0)
+        draw = ImageDraw.Draw(mask)
+        kind = rng.randint(0, 3)
+        if kind == 0:
+            draw.ellipse(box, fill=255)
+        elif kind == 1:
+            draw.rectangle(box, fill=255)
         else:
             draw.polygon([(box[0], box[3]), ((box[0] + box[2]) / 2, box[1]),
-                          (box[2], box[3])], fill=fill)
-    return img
+                          (box[2], box[3])], fill=255)
+        inside = np.asarray(mask)[..., None] > 0
+        other = theta + np.pi / 2 + rng.uniform(-0.3, 0.3)
+        img = np.where(inside, _stripes(rng, other, yy, xx), img)
+    return Image.fromarray(img.astype(np.uint8))
 
 
 def make_imagenet_folder(root: str,

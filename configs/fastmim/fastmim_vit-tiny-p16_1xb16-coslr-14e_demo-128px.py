@@ -1,7 +1,10 @@
 # Demo: FastMIM on a small ViT (192 wide, 6 blocks) at 128 px, on the
 # synthetic ImageNet-layout dataset `make demo` generates in data/fastmim_demo
-# (tools/misc/make_demo_dataset.py). A few minutes on 2 CPU cores; writes a
+# (tools/misc/make_demo_dataset.py). About 2 minutes on 2 CPU cores; writes a
 # reconstruction panel (input, masked input, HOG target, predicted HOG).
+# A lower lr than the paper's scaling rule and small batches: in ~450 steps
+# the model leaves the "predict the mean histogram" plateau (around step 200)
+# and learns to carry visible orientations into masked blocks.
 _base_ = [
     '../_base_/models/fastmim_vit-base-p16.py',
     '../_base_/datasets/imagenet_fastmim-128px.py',
@@ -17,7 +20,7 @@ model = dict(
     neck=dict(in_channels=192))
 
 train_dataloader = dict(
-    batch_size=32,
+    batch_size=16,
     num_workers=2,
     pin_memory=False,
     dataset=dict(
@@ -31,19 +34,19 @@ train_dataloader = dict(
 optim_wrapper = dict(
     type='OptimWrapper', _delete_=True,
     optimizer=dict(
-        type='AdamW', lr=1.5e-3, betas=(0.9, 0.95), weight_decay=0.05),
+        type='AdamW', lr=3e-4, betas=(0.9, 0.95), weight_decay=0.05),
     paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=5, eta_min=1e-5, by_epoch=True,
-         begin=1, end=6, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=13, eta_min=1e-4, by_epoch=True,
+         begin=1, end=14, convert_to_iter_based=True),
 ]
-train_cfg = dict(max_epochs=6)
-auto_scale_lr = dict(base_batch_size=32)
+train_cfg = dict(max_epochs=14)
+auto_scale_lr = dict(base_batch_size=16)
 
 default_hooks = dict(
-    logger=dict(interval=4),
-    checkpoint=dict(interval=6, max_keep_ckpts=1))
-custom_hooks = [dict(type='FastMIMReconstructionHook', interval=2)]
+    logger=dict(interval=16),
+    checkpoint=dict(interval=14, max_keep_ckpts=1))
+custom_hooks = [dict(type='FastMIMReconstructionHook', interval=7)]
 randomness = dict(seed=0, diff_rank_seed=False)

@@ -4,6 +4,7 @@ the config's ``default_scope``)."""
 import argparse
 import os
 import os.path as osp
+import pickle
 import sys
 
 import torch
@@ -135,12 +136,21 @@ def main(argv=None):
         else:
             runner = RUNNERS.build(cfg)
         runner.train()
-    except ValueError as e:
-        # Configuration errors raised by this toolkit name the setting and
-        # the fix; print them without an engine stack trace.
+    except (ValueError, FloatingPointError, FileNotFoundError) as e:
+        # Configuration errors, missing data and a non-finite loss are
+        # reported with the setting or file and the fix; print them without
+        # an engine stack trace.
         if os.environ.get('FASTMIM_TRACEBACK'):
             raise
         fail(f'{e}\n(set FASTMIM_TRACEBACK=1 for the full trace)')
+    except pickle.UnpicklingError as e:
+        if os.environ.get('FASTMIM_TRACEBACK'):
+            raise
+        fail('a checkpoint was refused by weights-only loading: it holds '
+             'objects other than tensors and the plain types MMEngine '
+             'saves, which could run code when unpickled. Use a checkpoint '
+             f'from a source you trust, or convert it. torch said: '
+             f'{str(e).splitlines()[0]}')
 
 
 if __name__ == '__main__':

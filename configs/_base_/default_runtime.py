@@ -6,8 +6,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # atomic_local: a save is written to a temporary file, then renamed.
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=3,
+        backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Stop at the first NaN/Inf loss, before a checkpoint could save it.
+    check_loss=dict(type='NonFiniteLossHook'),
+    # Random streams saved with checkpoints, so a resumed run is exact.
+    random_state=dict(type='RandomStateHook'),
 )
 
 env_cfg = dict(

@@ -1,4 +1,5 @@
 from .checkpoint import allow_mmengine_checkpoint_types
+from .fileio import AtomicLocalBackend
 from .hooks import *  # noqa: F401,F403
 
-__all__ = ['allow_mmengine_checkpoint_types']
+__all__ = ['allow_mmengine_checkpoint_types', 'AtomicLocalBackend']

@@ -127,6 +127,7 @@ def runner_config(work_dir, data_root, model=TINY_VIT, input_size=64,
     cfg.train_cfg.max_epochs = max_epochs
     cfg.param_scheduler = None
     cfg.default_hooks.checkpoint.interval = 1
+    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.custom_hooks = [dict(type='RecordHook')]
     cfg.merge_from_dict(overrides)

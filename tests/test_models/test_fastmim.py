@@ -120,3 +120,38 @@ def test_build_refuses_window_that_does_not_tile():
     with pytest.raises(ValueError, match='window size 4'):
         build(TINY_SWIN, input_size=96,
               **{'backbone.stage_cfgs.block_cfgs.window_size': 4})
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    from mmengine.runner import load_checkpoint
+    model = build(TINY_VIT)
+    path = str(tmp_path / 'pretrain.pth')
+    torch.save(dict(state_dict=model.state_dict()), path)
+
+    same = build(TINY_VIT)
+    load_checkpoint(same, path, logger='silent')
+    torch.testing.assert_close(same.state_dict(), model.state_dict())
+
+    deeper = build(TINY_VIT, **{'backbone.arch.num_layers': 3})
+    with pytest.raises(ValueError, match=r'missing from the checkpoint '
+                       r'\(first: backbone.layers.2.ln1.weight\)'):
+        load_checkpoint(deeper, path, logger='silent')
+    wider_decoder = build(TINY_VIT, **{'neck.embed_dims': 64})
+    with pytest.raises(ValueError, match=r'neck.embed.weight: checkpoint '
+                       r'\(32, 64\) vs model \(64, 64\)'):
+        load_checkpoint(wider_decoder, path, logger='silent')
+    # A different resolution only resizes the position embedding.
+    larger = build(TINY_VIT, input_size=96, **{'backbone.img_size': 96})
+    load_checkpoint(larger, path, logger='silent')
+
+
+def test_build_refuses_block_not_made_of_hog_cells():
+    with pytest.raises(ValueError, match='mask block size 12 is not a '
+                       'multiple of the target cell size 8'):
+        build(TINY_VIT, input_size=48,
+              **{'mask_generator.mask_patch_size': 12})
+
+
+def test_build_refuses_bad_mask_ratio():
+    with pytest.raises(ValueError, match=r'mask_ratio must lie in \(0, 1\)'):
+        build(TINY_VIT, **{'mask_generator.mask_ratio': 1.5})

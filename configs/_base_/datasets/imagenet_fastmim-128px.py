@@ -6,7 +6,7 @@ data_root = 'data/imagenet/'
 input_size = 128
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='SafeLoadImageFromFile'),
     dict(
         type='RandomResizedCrop',
         scale=input_size,

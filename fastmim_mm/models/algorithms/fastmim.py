@@ -143,6 +143,47 @@ class FastMIM(BaseSelfSupervisor):
             target=unblockify(target, channels, grid),
             pred=unblockify(pred.float(), channels, grid))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix == '':  # the whole checkpoint, before any child loads it
+            self.check_checkpoint(state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def check_checkpoint(self, state_dict: dict) -> None:
+        """Raise ValueError if a FastMIM checkpoint has another architecture.
+
+        Position embeddings may differ in size (they are resized on load);
+        every other tensor must exist on both sides with the same shape.
+        """
+        own = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        theirs = {
+            k: tuple(v.shape)
+            for k, v in state_dict.items() if hasattr(v, 'shape')
+        }
+        shapes = [
+            f'{k}: checkpoint {theirs[k]} vs model {own[k]}'
+            for k in own if k in theirs and own[k] != theirs[k]
+            and not k.endswith('pos_embed')
+        ]
+        missing = [k for k in own if k not in theirs]
+        unexpected = [k for k in theirs if k not in own]
+        if not (shapes or missing or unexpected):
+            return
+        parts = []
+        for what, items in (('differ in shape', shapes),
+                            ('are missing from the checkpoint', missing),
+                            ('are in the checkpoint only', unexpected)):
+            if items:
+                parts.append(f'{len(items)} tensors {what} (first: '
+                             f'{items[0]})')
+        raise ValueError(
+            'the checkpoint does not fit the FastMIM model built from the '
+            'config: ' + '; '.join(parts) + '. It was pre-trained with '
+            'another architecture: set model.backbone and model.neck as in '
+            'the config it was trained with (saved in the checkpoint under '
+            "meta['cfg']). To reuse only its encoder, load it with "
+            "init_cfg=dict(type='Pretrained', checkpoint=..., "
+            "prefix='backbone.') on the backbone.")
+
     def check_input_size(self, input_size: Sequence[int]) -> None:
         """Raise ValueError unless the model can pre-train at this size.
 

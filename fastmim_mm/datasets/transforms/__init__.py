@@ -1,0 +1,3 @@
+from .loading import BrokenImageError, SafeLoadImageFromFile
+
+__all__ = ['BrokenImageError', 'SafeLoadImageFromFile']

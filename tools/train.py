@@ -30,7 +30,11 @@ def parse_args(argv=None):
         'latest checkpoint in the work dir')
     parser.add_argument(
         '--amp', action='store_true',
-        help='mixed-precision training (needs a CUDA device)')
+        help='mixed-precision training (needs a CUDA device): bf16 where the '
+        'GPU supports it, else fp16 with dynamic loss scaling')
+    parser.add_argument(
+        '--compile', action='store_true',
+        help='torch.compile the model\'s train step (cfg.compile=True)')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by actual batch / auto_scale_lr.base_batch_size')
@@ -72,6 +76,10 @@ def merge_args(cfg: Config, args) -> Config:
         if optim_type != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        if 'dtype' not in cfg.optim_wrapper:
+            cfg.optim_wrapper.dtype = ('bfloat16'
+                                       if torch.cuda.is_bf16_supported() else
+                                       'float16')
     elif optim_type == 'AmpOptimWrapper' and not torch.cuda.is_available():
         # The paper configs train in fp16 on GPUs; on a CPU (a smoke test,
         # a debug run) the same config runs in fp32 instead of failing.
@@ -81,6 +89,9 @@ def merge_args(cfg: Config, args) -> Config:
         for key in ('loss_scale', 'dtype', 'use_fsdp'):
             cfg.optim_wrapper.pop(key, None)
         cfg.optim_wrapper.type = 'OptimWrapper'
+
+    if args.compile:
+        cfg.compile = True
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in \

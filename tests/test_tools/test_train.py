@@ -64,7 +64,10 @@ def test_amp_config_runs_in_fp32_on_cpu(train, capsys):
     assert '--amp needs a CUDA device' in capsys.readouterr().err
 
 
-def test_auto_scale_lr_flag(train):
-    args = train.parse_args([str(VIT_B), '--auto-scale-lr'])
+def test_auto_scale_lr_and_compile_flags(train):
+    args = train.parse_args([str(VIT_B), '--auto-scale-lr', '--compile'])
     cfg = train.merge_args(Config.fromfile(str(VIT_B)), args)
     assert cfg.auto_scale_lr == dict(base_batch_size=4096, enable=True)
+    assert cfg.compile is True
+    assert 'compile' not in train.merge_args(
+        Config.fromfile(str(VIT_B)), train.parse_args([str(VIT_B)]))

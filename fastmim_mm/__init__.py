@@ -1,10 +1,13 @@
 """FastMIM for OpenMMLab. Importing the package registers its modules in
-MMPretrain's registries and lets torch's weights-only loader read MMEngine
-checkpoints (needed by ``--resume`` on torch >= 2.6)."""
+MMPretrain's registries, lets torch's weights-only loader read MMEngine
+checkpoints (needed by ``--resume`` on torch >= 2.6) and makes MMPretrain
+resize Swin relative-position tables without SciPy's removed interp2d."""
 from .engine import allow_mmengine_checkpoint_types
+from .models.utils import patch_mmpretrain
 
 from . import datasets, engine, models, visualization  # noqa: F401,E402
 
 __version__ = '0.1.0'
 
 allow_mmengine_checkpoint_types()
+patch_mmpretrain()

@@ -1,3 +1,8 @@
 from .mask_generator import FastMIMMaskGenerator
+from .relative_position import (patch_mmpretrain,
+                                resize_relative_position_bias_table)
 
-__all__ = ['FastMIMMaskGenerator']
+__all__ = [
+    'FastMIMMaskGenerator', 'patch_mmpretrain',
+    'resize_relative_position_bias_table'
+]

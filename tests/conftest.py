@@ -1,4 +1,5 @@
 import copy
+import importlib.util
 import uuid
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import HOOKS
+from torch import nn
 
 import fastmim_mm  # noqa: F401
 from fastmim_mm.datasets import make_imagenet_folder
@@ -60,6 +62,18 @@ TINY_RESNET = dict(
         num_layers=1, num_heads=2))
 
 
+class FixedMask(nn.Module):
+    """Stands in for a mask generator and returns a given mask."""
+
+    def __init__(self, mask, mask_patch_size):
+        super().__init__()
+        self.mask = mask
+        self.mask_patch_size = mask_patch_size
+
+    def forward(self, batch_size, height, width, device=None):
+        return self.mask.to(device)
+
+
 @HOOKS.register_module(force=True)
 class RecordHook(Hook):
     """Keeps what tests need to see of a run, in memory."""
@@ -98,6 +112,16 @@ class StopAfterEpochHook(Hook):
     def after_train_epoch(self, runner):
         if runner.epoch + 1 >= self.stop_epoch:  # epoch counts from 0 here
             runner.train_loop.stop_training = True
+
+
+@pytest.fixture(scope='session')
+def train_module():
+    """tools/train.py as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location('fastmim_train',
+                                                  ROOT / 'tools' / 'train.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

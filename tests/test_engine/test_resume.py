@@ -1,24 +1,16 @@
 """--resume through tools/train.py on torch >= 2.6 (weights-only loading)."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
-from ..conftest import ROOT, runner_config
+from ..conftest import runner_config
 
 
-@pytest.fixture(scope='module')
-def train_main():
-    spec = importlib.util.spec_from_file_location(
-        'fastmim_train', ROOT / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def test_resume_restores_iteration_lr_and_optimizer(train_main, image_folder,
-                                                    tmp_path, records):
+def test_resume_restores_iteration_lr_and_optimizer(train_module,
+                                                    image_folder, tmp_path,
+                                                    records):
+    train_main = train_module.main
     cfg = runner_config(
         tmp_path, image_folder, max_epochs=3,
         param_scheduler=[

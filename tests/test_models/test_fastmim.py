@@ -8,7 +8,7 @@ from torch import nn
 
 from fastmim_mm.models import blockify
 
-from ..conftest import TINY_RESNET, TINY_SWIN, TINY_VIT
+from ..conftest import FixedMask, TINY_RESNET, TINY_SWIN, TINY_VIT
 
 
 def build(cfg, **overrides):
@@ -22,18 +22,6 @@ def build(cfg, **overrides):
     model = MODELS.build(cfg)
     model.init_weights()
     return model
-
-
-class FixedMask(nn.Module):
-    """Stands in for the mask generator and returns a given mask."""
-
-    def __init__(self, mask, mask_patch_size):
-        super().__init__()
-        self.mask = mask
-        self.mask_patch_size = mask_patch_size
-
-    def forward(self, batch_size, height, width, device=None):
-        return self.mask.to(device)
 
 
 def test_mask_token_replaces_exactly_the_masked_pixels():

@@ -1,4 +1,3 @@
-import importlib.util
 import subprocess
 import sys
 
@@ -12,13 +11,9 @@ VIT_B = CONFIG_DIR / 'fastmim' / \
     'fastmim_vit-base-p16_8xb512-amp-coslr-800e_in1k-128px.py'
 
 
-@pytest.fixture(scope='module')
-def train():
-    spec = importlib.util.spec_from_file_location(
-        'fastmim_train', ROOT / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def train(train_module):
+    return train_module
 
 
 def test_config_error_is_one_clear_line(tmp_path):

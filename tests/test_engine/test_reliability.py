@@ -3,7 +3,6 @@ a malicious checkpoint."""
 import io
 import json
 import os
-import os.path as osp
 import pickle
 import signal
 import subprocess

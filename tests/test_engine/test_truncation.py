@@ -2,7 +2,6 @@
 import copy
 
 import torch
-from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
 from ..conftest import TINY_VIT

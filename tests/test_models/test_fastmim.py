@@ -4,7 +4,6 @@ import pytest
 import torch
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
 from mmpretrain.registry import MODELS
-from torch import nn
 
 from fastmim_mm.models import blockify
 

@@ -77,7 +77,6 @@ Args:
 """
 import argparse
 import io
-import os
 import os.path as osp
 import re
 import sys

@@ -147,7 +147,7 @@ def runner_config(work_dir, data_root, model=TINY_VIT, input_size=64,
     cfg.train_dataloader.num_workers = 0
     cfg.train_dataloader.persistent_workers = False
     cfg.train_dataloader.dataset.data_root = data_root
-    cfg.train_dataloader.dataset.pipeline[1].scale = input_size
+    cfg.train_dataloader.dataset.pipeline[0].scale = input_size
     cfg.train_cfg.max_epochs = max_epochs
     cfg.param_scheduler = None
     cfg.default_hooks.checkpoint.interval = 1

@@ -39,8 +39,8 @@ def test_config_builds_with_paper_recipe(path):
     assert opt.type == 'AdamW' and opt.betas == (0.9, 0.95)
     assert opt.weight_decay == 0.05
     assert model.mask_generator.mask_ratio == 0.75
-    crop = cfg.train_dataloader.dataset.pipeline[1]
-    assert crop.type == 'RandomResizedCrop'
+    crop = cfg.train_dataloader.dataset.pipeline[0]
+    assert crop.type == 'DecodeRandomResizedCrop'
     assert crop.crop_ratio_range == (0.2, 1.0)
     assert crop.interpolation == 'bicubic'
     assert model.input_size == (crop.scale, crop.scale)

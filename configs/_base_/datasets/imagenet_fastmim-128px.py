@@ -1,17 +1,17 @@
 # ImageNet-1k pre-training pipeline of FastMIM: RandomResizedCrop to the
 # pre-training size with scale (0.2, 1.0) and bicubic resizing, horizontal
 # flip, no colour jitter. Normalisation happens in the model's preprocessor.
+# DecodeRandomResizedCrop reads, decodes (JPEGs at reduced DCT size where the
+# crop allows) and crops in one step, with RandomResizedCrop's box sampling.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 input_size = 128
 
 train_pipeline = [
-    dict(type='SafeLoadImageFromFile'),
     dict(
-        type='RandomResizedCrop',
+        type='DecodeRandomResizedCrop',
         scale=input_size,
         crop_ratio_range=(0.2, 1.0),
-        backend='pillow',
         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackInputs'),

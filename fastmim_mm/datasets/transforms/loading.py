@@ -31,8 +31,69 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert('RGB') if img.mode != 'RGB' else img
 
 
+def read_image_bytes(filename: str) -> bytes:
+    """The file's bytes, or BrokenImageError if unreadable or empty."""
+    try:
+        data = get(filename)
+    except OSError as e:
+        raise BrokenImageError(f'cannot read image {filename}: {e}') from e
+    if not data:
+        raise BrokenImageError(f'image file {filename} is empty (0 bytes)')
+    return data
+
+
+def decode_bgr(data: bytes, filename: str) -> np.ndarray:
+    """Decode any image PIL reads to H x W x 3 uint8 BGR, or raise
+    BrokenImageError naming the file (truncated data included)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # raises on truncated data
+            rgb = _to_rgb(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise BrokenImageError(
+            f'cannot decode image {filename} ({len(data)} bytes): {e}. '
+            f'Remove or replace the file, or set skip_broken=True on the '
+            f'loading transform to skip such files.') from e
+    return np.ascontiguousarray(np.asarray(rgb)[..., ::-1])
+
+
+class ImageLoadingTransform(BaseTransform):
+    """Base of the transforms that read an image file.
+
+    Subclasses implement :meth:`load`. A :class:`BrokenImageError` stops the
+    run, or with ``skip_broken=True`` makes the transform return ``None``
+    (MMEngine datasets then draw another sample) and is logged with a
+    running count.
+
+    Args:
+        skip_broken (bool): Skip broken files instead of raising.
+            Defaults to False.
+    """
+
+    def __init__(self, skip_broken: bool = False) -> None:
+        self.skip_broken = skip_broken
+        self.num_skipped = 0
+
+    def load(self, results: dict) -> dict:
+        raise NotImplementedError
+
+    def transform(self, results: dict) -> Optional[dict]:
+        try:
+            return self.load(results)
+        except BrokenImageError as e:
+            if not self.skip_broken:
+                raise
+            self.num_skipped += 1
+            print_log(
+                f'skipped broken image ({self.num_skipped} so far in this '
+                f'process): {e}',
+                logger='current',
+                level=30)
+            return None
+
+
 @TRANSFORMS.register_module()
-class SafeLoadImageFromFile(BaseTransform):
+class SafeLoadImageFromFile(ImageLoadingTransform):
     """Load an image as 3-channel 8-bit BGR, or fail loudly.
 
     A drop-in for ``LoadImageFromFile`` (same ``img``, ``img_shape`` and
@@ -48,44 +109,9 @@ class SafeLoadImageFromFile(BaseTransform):
             a running count. Defaults to False.
     """
 
-    def __init__(self, skip_broken: bool = False) -> None:
-        self.skip_broken = skip_broken
-        self.num_skipped = 0
-
-    def _decode(self, filename: str) -> np.ndarray:
-        try:
-            data = get(filename)
-        except OSError as e:
-            raise BrokenImageError(f'cannot read image {filename}: {e}') \
-                from e
-        if not data:
-            raise BrokenImageError(f'image file {filename} is empty (0 bytes)')
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()  # raises on truncated data
-                rgb = _to_rgb(img)
-        except (UnidentifiedImageError, OSError, SyntaxError,
-                ValueError) as e:
-            raise BrokenImageError(
-                f'cannot decode image {filename} ({len(data)} bytes): {e}. '
-                f'Remove or replace the file, or set skip_broken=True in '
-                f'{type(self).__name__} to skip such files.') from e
-        return np.ascontiguousarray(np.asarray(rgb)[..., ::-1])
-
-    def transform(self, results: dict) -> Optional[dict]:
+    def load(self, results: dict) -> dict:
         filename = results['img_path']
-        try:
-            img = self._decode(filename)
-        except BrokenImageError as e:
-            if not self.skip_broken:
-                raise
-            self.num_skipped += 1
-            print_log(
-                f'skipped broken image ({self.num_skipped} so far in this '
-                f'process): {e}',
-                logger='current',
-                level=30)
-            return None
+        img = decode_bgr(read_image_bytes(filename), filename)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]

@@ -40,7 +40,7 @@ class ProgressiveResolutionHook(Hook):
             Defaults to 256.
         crop_types (tuple[str]): Class names of the transforms whose
             ``scale`` is the output size. Defaults to
-            ``('RandomResizedCrop', )``.
+            ``('RandomResizedCrop', 'DecodeRandomResizedCrop')``.
     """
 
     priority = 'ABOVE_NORMAL'  # the new sampler must get its epoch set after
@@ -49,7 +49,9 @@ class ProgressiveResolutionHook(Hook):
     def __init__(self,
                  phases: Sequence[PhaseSpec],
                  base_batch_size: int = 256,
-                 crop_types: Sequence[str] = ('RandomResizedCrop', )) -> None:
+                 crop_types: Sequence[str] = ('RandomResizedCrop',
+                                              'DecodeRandomResizedCrop')
+                 ) -> None:
         keys = ('start_epoch', 'input_size', 'batch_size',
                 'accumulative_counts')
         self.phases = []

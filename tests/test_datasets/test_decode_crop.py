@@ -1,0 +1,338 @@
+"""DecodeRandomResizedCrop: same boxes as RandomResizedCrop, same pixels as
+decoding in full, the fallbacks and the errors."""
+import io
+import math
+
+import cv2
+import numpy as np
+import pytest
+from mmengine.dataset import Compose
+from mmpretrain.datasets import LoadImageFromFile, RandomResizedCrop
+from PIL import Image, ImageDraw
+from scipy.stats import ks_2samp
+
+from fastmim_mm.datasets import BrokenImageError, SafeLoadImageFromFile
+from fastmim_mm.datasets.transforms import DecodeRandomResizedCrop
+from fastmim_mm.datasets.transforms import decode_crop
+from fastmim_mm.datasets.transforms.decode_crop import parse_jpeg_header
+
+
+def photo(width=500, height=375, seed=0, noise=4.0):
+    """Smooth gradients, sharp-edged shapes and mild noise."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.empty((height, width, 3), np.float32)
+    for c in range(3):
+        fx, fy, phase = rng.uniform(-4, 4, 3)
+        img[..., c] = 128 + 90 * np.sin(fx * xx / width + fy * yy / height +
+                                         phase)
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    for _ in range(20):
+        x0, y0 = rng.randint(0, width), rng.randint(0, height)
+        x1, y1 = x0 + rng.randint(5, 120), y0 + rng.randint(5, 120)
+        colour = tuple(int(v) for v in rng.randint(0, 256, 3))
+        (draw.rectangle if rng.rand() < 0.5 else draw.ellipse)(
+            [x0, y0, x1, y1], fill=colour)
+    arr = np.asarray(pil, np.float32) + rng.normal(0, noise, arr_shape(pil))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def arr_shape(pil):
+    return pil.size[1], pil.size[0], 3
+
+
+def save(img, path, **kwargs):
+    kwargs.setdefault('quality', 90)
+    img.save(path, **kwargs)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def jpegs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('decode_crop')
+    return {
+        'baseline': save(photo(seed=1), folder / 'baseline.jpg'),
+        # odd sizes: the reduced images are ceil(size / f)
+        'odd': save(photo(501, 333, seed=2), folder / 'odd.jpg'),
+        'progressive': save(
+            photo(seed=3), folder / 'progressive.jpg', progressive=True),
+        'no_subsampling': save(
+            photo(seed=4), folder / 'no_subsampling.jpg', subsampling=0),
+    }
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64))**2)
+    return 10 * math.log10(255.**2 / max(mse, 1e-10))
+
+
+def pil_reference(path, box, scale):
+    """Full decode with PIL, crop the box, bicubic resize with PIL (BGR)."""
+    top, left, crop_h, crop_w = box
+    with Image.open(path) as img:
+        img = img.convert('RGB')
+        out = img.crop((left, top, left + crop_w, top + crop_h)).resize(
+            (scale[1], scale[0]), Image.BICUBIC)
+    return np.asarray(out)[..., ::-1]
+
+
+def mmpretrain_boxes(h, w, n, **kwargs):
+    crop = RandomResizedCrop(scale=32, **kwargs)
+    dummy = np.broadcast_to(np.zeros((), np.uint8), (h, w, 3))
+    return [tuple(map(int, crop.rand_crop_params(dummy))) for _ in range(n)]
+
+
+def our_boxes(h, w, n, **kwargs):
+    crop = DecodeRandomResizedCrop(scale=32, **kwargs)
+    return [tuple(map(int, crop.sample_crop(h, w))) for _ in range(n)]
+
+
+@pytest.mark.parametrize('h, w, kwargs', [
+    (375, 500, {}),
+    (375, 500, dict(crop_ratio_range=(0.2, 1.0))),
+    (333, 501, dict(aspect_ratio_range=(0.5, 2.0))),
+    (100, 1000, {}),
+    (1000, 100, dict(crop_ratio_range=(0.2, 1.0))),
+    (7, 5, {}),
+    (375, 500, dict(max_attempts=0)),
+    (375, 500, dict(max_attempts=3, crop_ratio_range=(0.9, 1.0))),
+])
+def test_same_seed_same_boxes_as_mmpretrain(h, w, kwargs):
+    np.random.seed(123)
+    expected = mmpretrain_boxes(h, w, 2000, **kwargs)
+    after_expected = np.random.random()
+    np.random.seed(123)
+    assert our_boxes(h, w, 2000, **kwargs) == expected
+    assert np.random.random() == after_expected  # same number of draws
+
+
+def box_stats(boxes, h, w):
+    boxes = np.array(boxes, np.float64)
+    area = boxes[:, 2] * boxes[:, 3] / (h * w)
+    log_ratio = np.log(boxes[:, 3] / boxes[:, 2])
+    return area, log_ratio
+
+
+@pytest.mark.parametrize('h, w, kwargs', [
+    (375, 500, dict(crop_ratio_range=(0.2, 1.0))),
+    (100, 1000, {}),  # elongated: most draws fall back to a central crop
+])
+def test_box_distribution_ks(h, w, kwargs):
+    n = 20000
+    np.random.seed(0)
+    ours = our_boxes(h, w, n, **kwargs)
+    np.random.seed(1)  # independent draws
+    theirs = mmpretrain_boxes(h, w, n, **kwargs)
+    for a, b in zip(box_stats(ours, h, w), box_stats(theirs, h, w)):
+        assert ks_2samp(a, b).pvalue > 0.01
+    if w / h > 4 / 3:
+        fallback = (0, (w - round(h * 4 / 3)) // 2, h, round(h * 4 / 3))
+        ours_fb = ours.count(fallback) / n
+        theirs_fb = theirs.count(fallback) / n
+        assert ours_fb > 0.3
+        assert abs(ours_fb - theirs_fb) < 0.02
+
+
+@pytest.mark.parametrize('name', ['baseline', 'odd', 'progressive'])
+def test_seeded_output_matches_full_decode(jpegs, name):
+    path = jpegs[name]
+    with Image.open(path) as img:
+        width, height = img.size
+    full_bgr = cv2.imread(path)
+    used = set()
+    for size in (128, 64, 32, 24):
+        t = DecodeRandomResizedCrop(size, crop_ratio_range=(0.2, 1.0))
+        for seed in range(6):
+            np.random.seed(seed)
+            results = t(dict(img_path=path))
+            np.random.seed(seed)
+            box = t.sample_crop(height, width)
+            used.add(t.reduction_factor(*box[2:]))
+            img = results['img']
+            assert img.dtype == np.uint8 and img.shape == (size, size, 3)
+            assert results['img_shape'] == (size, size)
+            assert results['ori_shape'] == (height, width)
+            reference = pil_reference(path, box, t.scale)
+            assert psnr(img, reference) >= 30
+            # Where a crop is shrunk by more than 2 on a side, OpenCV's
+            # cubic (no antialiasing) drifts from PIL's; the reduced decode
+            # is never further from PIL than crop + cv2.resize at full
+            # resolution (MMPretrain's cv2 backend).
+            top, left, crop_h, crop_w = box
+            cv2_full = cv2.resize(
+                full_bgr[top:top + crop_h, left:left + crop_w], (size, size),
+                interpolation=cv2.INTER_CUBIC)
+            assert psnr(img, reference) >= psnr(cv2_full, reference) - 0.5
+    assert used == {1, 2, 4, 8}
+
+
+@pytest.mark.parametrize('factor, size', [(1, 100), (2, 100), (4, 60),
+                                          (8, 30)])
+@pytest.mark.parametrize('name', ['baseline', 'odd', 'no_subsampling'])
+def test_boxes_at_edges_and_odd_offsets(jpegs, name, factor, size):
+    path = jpegs[name]
+    with Image.open(path) as img:
+        width, height = img.size
+    side = min(size * factor + 13, height)
+    boxes = [
+        (0, 0, side, side),
+        (height - side, width - side, side, side),  # partial last blocks
+        (3, 5, side, side + 7),
+        (height - side - 1, 1, side, side),
+        (8, 16, size * factor, size * factor),  # on the reduced pixel grid
+    ]
+    t = DecodeRandomResizedCrop(size)
+    for box in boxes:
+        t.sample_crop = lambda h, w, box=box: box
+        assert t.reduction_factor(*box[2:]) == factor
+        img = t(dict(img_path=path))['img']
+        assert img.shape == (size, size, 3)
+        assert psnr(img, pil_reference(path, box, t.scale)) >= 30
+
+
+def test_no_reduction_is_bitwise_mmpretrain_cv2(jpegs):
+    """At full resolution the output is LoadImageFromFile +
+    RandomResizedCrop(backend='cv2') exactly, random state included."""
+    ours = DecodeRandomResizedCrop(200, crop_ratio_range=(0.2, 1.0))
+    load = LoadImageFromFile()
+    crop = RandomResizedCrop(
+        200, crop_ratio_range=(0.2, 1.0), interpolation='bicubic')
+    for seed in range(5):
+        np.random.seed(seed)
+        expected = crop(load(dict(img_path=jpegs['baseline'])))['img']
+        after = np.random.random()
+        np.random.seed(seed)
+        assert np.array_equal(
+            ours(dict(img_path=jpegs['baseline']))['img'], expected)
+        assert np.random.random() == after
+
+
+def fallback_expected(path, seed, size):
+    np.random.seed(seed)
+    img = SafeLoadImageFromFile()(dict(img_path=path))
+    return RandomResizedCrop(
+        size, interpolation='bicubic', backend='cv2')(img)['img']
+
+
+@pytest.mark.parametrize('kind', ['png', 'cmyk_jpeg', 'rgba_png', 'gray_png'])
+def test_fallback_equals_safe_load_then_crop(tmp_path, kind):
+    base = photo(200, 150, seed=5)
+    path = {
+        'png': lambda: save(base, tmp_path / 'a.png'),
+        'cmyk_jpeg': lambda: save(base.convert('CMYK'), tmp_path / 'c.jpg'),
+        'rgba_png': lambda: save(base.convert('RGBA'), tmp_path / 'r.png'),
+        'gray_png': lambda: save(base.convert('L'), tmp_path / 'g.png'),
+    }[kind]()
+    if kind == 'cmyk_jpeg':
+        assert parse_jpeg_header(open(path, 'rb').read())[4] == 4
+    t = DecodeRandomResizedCrop(48)
+    np.random.seed(7)
+    results = t(dict(img_path=path))
+    assert results['img'].shape == (48, 48, 3)
+    assert results['ori_shape'] == (150, 200)
+    assert np.array_equal(results['img'], fallback_expected(path, 7, 48))
+
+
+def test_grayscale_jpeg_three_channels(tmp_path):
+    path = save(photo(seed=6).convert('L'), tmp_path / 'gray.jpg')
+    assert parse_jpeg_header(open(path, 'rb').read())[4] == 1
+    t = DecodeRandomResizedCrop(32, crop_ratio_range=(0.5, 1.0))
+    for seed in range(3):
+        np.random.seed(seed)
+        img = t(dict(img_path=path))['img']
+        np.random.seed(seed)
+        box = t.sample_crop(375, 500)
+        assert t.reduction_factor(*box[2:]) > 1
+        assert img.shape == (32, 32, 3)
+        assert np.array_equal(img[..., 0], img[..., 2])
+        assert psnr(img, pil_reference(path, box, t.scale)) >= 30
+
+
+def test_cmyk_jpeg_colours(tmp_path):
+    path = save(Image.new('CMYK', (300, 200), (0, 255, 255, 0)),
+                tmp_path / 'red.jpg', quality=100)
+    img = DecodeRandomResizedCrop(64)(dict(img_path=path))['img']
+    assert img.shape == (64, 64, 3)
+    assert np.abs(img.astype(int) - (0, 0, 255)).max() <= 3  # BGR red
+
+
+def test_padding_and_junk_after_end_of_image(tmp_path, jpegs):
+    data = open(jpegs['baseline'], 'rb').read()
+    t = DecodeRandomResizedCrop(200)
+    np.random.seed(0)
+    expected = t(dict(img_path=jpegs['baseline']))['img']
+    for suffix in (b'\x00' * 100, b'appended by some camera'):
+        path = tmp_path / 'suffixed.jpg'
+        path.write_bytes(data + suffix)
+        np.random.seed(0)
+        img = t(dict(img_path=str(path)))['img']
+        assert psnr(img, expected) > 40
+
+
+@pytest.mark.parametrize('case', ['truncated', 'cut_in_header', 'empty',
+                                  'text', 'missing'])
+def test_broken_files_raise_naming_the_file(tmp_path, jpegs, monkeypatch,
+                                           case):
+    data = open(jpegs['baseline'], 'rb').read()
+    path = tmp_path / f'{case}.jpg'
+    if case == 'truncated':
+        path.write_bytes(data[:len(data) // 2])
+        # OpenCV 4 decodes a truncated JPEG into a half-grey image without
+        # an error (OpenCV 5 refuses it): such a file must never reach it.
+        monkeypatch.setattr(
+            decode_crop.cv2, 'imdecode',
+            lambda *args: pytest.fail('truncated JPEG passed to OpenCV'))
+    elif case == 'cut_in_header':
+        path.write_bytes(data[:300])
+    elif case == 'empty':
+        path.write_bytes(b'')
+    elif case == 'text':
+        path.write_text('not pixels\n')
+    with pytest.raises(BrokenImageError, match=str(path)):
+        DecodeRandomResizedCrop(64)(dict(img_path=str(path)))
+
+
+def test_scale_can_be_changed(jpegs):
+    t = DecodeRandomResizedCrop(64, crop_ratio_range=(0.2, 1.0))
+    assert t.scale == (64, 64)
+    assert t(dict(img_path=jpegs['baseline']))['img'].shape == (64, 64, 3)
+    t.scale = (96, 96)  # as ProgressiveResolutionHook does
+    assert t(dict(img_path=jpegs['baseline']))['img'].shape == (96, 96, 3)
+    t.scale = (40, 56)  # (h, w), like RandomResizedCrop
+    assert t(dict(img_path=jpegs['baseline']))['img'].shape == (40, 56, 3)
+    t.scale = 160
+    assert t.scale == (160, 160)
+    assert t(dict(img_path=jpegs['baseline']))['img'].shape == (160, 160, 3)
+    with pytest.raises(ValueError):
+        t.scale = (0, 10)
+    assert 'scale=(160, 160)' in repr(t)
+
+
+def test_in_mmpretrain_pipeline(jpegs):
+    pipeline = Compose([
+        dict(
+            type='DecodeRandomResizedCrop',
+            scale=128,
+            crop_ratio_range=(0.2, 1.0)),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PackInputs'),
+    ])
+    for name in ('baseline', 'odd'):
+        out = pipeline(dict(img_path=jpegs[name]))
+        assert tuple(out['inputs'].shape) == (3, 128, 128)
+        assert out['data_samples'].ori_shape == Image.open(
+            jpegs[name]).size[::-1]
+
+
+def test_parse_jpeg_header(jpegs):
+    for name, path in jpegs.items():
+        with open(path, 'rb') as f:
+            header = parse_jpeg_header(f.read())
+        with Image.open(path) as img:
+            assert header[2:] == (img.size[1], img.size[0], 3)
+        assert header[0] == (0xC2 if name == 'progressive' else 0xC0)
+    buf = io.BytesIO()
+    Image.new('RGB', (4, 4)).save(buf, format='PNG')
+    assert parse_jpeg_header(buf.getvalue()) is None
+    assert parse_jpeg_header(b'\xff\xd8\xff\xe0\x00') is None

@@ -4,17 +4,18 @@ the config's ``default_scope``)."""
 import argparse
 import os
 import os.path as osp
-import pickle
-import sys
+from functools import partial
 
 import torch
-import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
+from fastmim_mm.engine.launch import (build_runner, clear_errors, fail,
+                                      set_work_dir, setup_launcher)
+
+PROG = 'train.py'
+fail = partial(fail, PROG)
 
 
 def parse_args(argv=None):
@@ -56,18 +57,8 @@ def parse_args(argv=None):
     return args
 
 
-def fail(message: str):
-    print(f'train.py: error: {message}', file=sys.stderr)
-    sys.exit(1)
-
-
 def merge_args(cfg: Config, args) -> Config:
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args.config, args.work_dir)
 
     optim_type = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
     if args.amp:
@@ -111,22 +102,6 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
-def setup_cpu_distributed(cfg: Config) -> None:
-    """torch.distributed on CPU: gloo, and DDP without device ids.
-
-    MMEngine's own init for the pytorch launcher selects a CUDA device, which
-    fails without one; it skips its init when a process group exists.
-    """
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg.backend = 'gloo'
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel')
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper
-
-
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.config):
@@ -135,33 +110,9 @@ def main(argv=None):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg = merge_args(cfg, args)
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        if args.launcher != 'pytorch':
-            fail(f'--launcher {args.launcher} needs CUDA devices; on CPU use '
-                 f'--launcher pytorch (tools/dist_train.sh).')
-        setup_cpu_distributed(cfg)
-
-    try:
-        if 'runner_type' not in cfg:
-            runner = Runner.from_cfg(cfg)
-        else:
-            runner = RUNNERS.build(cfg)
-        runner.train()
-    except (ValueError, FloatingPointError, FileNotFoundError) as e:
-        # Configuration errors, missing data and a non-finite loss are
-        # reported with the setting or file and the fix; print them without
-        # an engine stack trace.
-        if os.environ.get('FASTMIM_TRACEBACK'):
-            raise
-        fail(f'{e}\n(set FASTMIM_TRACEBACK=1 for the full trace)')
-    except pickle.UnpicklingError as e:
-        if os.environ.get('FASTMIM_TRACEBACK'):
-            raise
-        fail('a checkpoint was refused by weights-only loading: it holds '
-             'objects other than tensors and the plain types MMEngine '
-             'saves, which could run code when unpickled. Use a checkpoint '
-             f'from a source you trust, or convert it. torch said: '
-             f'{str(e).splitlines()[0]}')
+    setup_launcher(cfg, args.launcher, PROG)
+    with clear_errors(PROG):
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

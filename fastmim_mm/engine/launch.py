@@ -1,0 +1,77 @@
+"""What tools/train.py and tools/test.py share: work dir, launcher set-up
+(torch.distributed on CPU included), runner construction and one-line
+errors instead of engine stack traces."""
+import os
+import os.path as osp
+import pickle
+import sys
+from contextlib import contextmanager
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def fail(prog: str, message: str):
+    print(f'{prog}: error: {message}', file=sys.stderr)
+    sys.exit(1)
+
+
+def set_work_dir(cfg: Config, config_path: str, work_dir=None) -> None:
+    """``--work-dir``, else the config's, else work_dirs/CONFIG_NAME."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+
+
+def setup_launcher(cfg: Config, launcher: str, prog: str) -> None:
+    """Set ``cfg.launcher``; without a GPU, prepare torch.distributed on CPU.
+
+    MMEngine's own init for the pytorch launcher selects a CUDA device, which
+    fails without one; it skips its init when a process group exists. So on
+    CPU this creates a gloo group and makes DDP run without device ids.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        fail(prog, f'--launcher {launcher} needs CUDA devices; on CPU use '
+             f'--launcher pytorch (tools/dist_train.sh).')
+    cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def build_runner(cfg: Config):
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+@contextmanager
+def clear_errors(prog: str):
+    """Report configuration errors, missing files, a non-finite loss and
+    refused checkpoints in one line (FASTMIM_TRACEBACK=1 shows the trace).
+    """
+    try:
+        yield
+    except (ValueError, FloatingPointError, FileNotFoundError) as e:
+        if os.environ.get('FASTMIM_TRACEBACK'):
+            raise
+        fail(prog, f'{e}\n(set FASTMIM_TRACEBACK=1 for the full trace)')
+    except pickle.UnpicklingError as e:
+        if os.environ.get('FASTMIM_TRACEBACK'):
+            raise
+        fail(prog, 'a checkpoint was refused by weights-only loading: it '
+             'holds objects other than tensors and the plain types MMEngine '
+             'saves, which could run code when unpickled. Use a checkpoint '
+             'from a source you trust, or convert it. torch said: '
+             f'{str(e).splitlines()[0]}')

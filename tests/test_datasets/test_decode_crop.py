@@ -336,3 +336,21 @@ def test_parse_jpeg_header(jpegs):
     Image.new('RGB', (4, 4)).save(buf, format='PNG')
     assert parse_jpeg_header(buf.getvalue()) is None
     assert parse_jpeg_header(b'\xff\xd8\xff\xe0\x00') is None
+
+
+def test_opencv_fallback_decodes_the_same(jpegs, monkeypatch):
+    """Without the optional simplejpeg, OpenCV's reduced decoding is used;
+    both run libjpeg-turbo, so the outputs agree."""
+    from fastmim_mm.datasets.transforms import decode_crop
+    assert decode_crop.simplejpeg is not None  # a runtime requirement
+    t = DecodeRandomResizedCrop(scale=96, crop_ratio_range=(0.2, 1.0))
+    outputs = []
+    for decoder in (decode_crop.simplejpeg, None):
+        monkeypatch.setattr(decode_crop, 'simplejpeg', decoder)
+        np.random.seed(5)
+        outputs.append([
+            t(dict(img_path=path))['img']
+            for path in sorted(jpegs.values()) for _ in range(4)
+        ])
+    for a, b in zip(*outputs):
+        assert psnr(a, b) >= 45

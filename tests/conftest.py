@@ -114,14 +114,19 @@ class StopAfterEpochHook(Hook):
             runner.train_loop.stop_training = True
 
 
-@pytest.fixture(scope='session')
-def train_module():
-    """tools/train.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location('fastmim_train',
-                                                  ROOT / 'tools' / 'train.py')
+def load_tool(relative_path: str):
+    """A script under tools/ as a module (tools/ is not a package)."""
+    path = ROOT / 'tools' / relative_path
+    spec = importlib.util.spec_from_file_location(
+        'fastmim_tool_' + path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope='session')
+def train_module():
+    return load_tool('train.py')
 
 
 @pytest.fixture(scope='session')

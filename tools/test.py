@@ -9,14 +9,14 @@ The metrics are printed and logged in the work dir; ``--out`` also dumps the
 predictions to a pickle file.
 """
 import argparse
-import os
 import os.path as osp
 from functools import partial
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
-from fastmim_mm.engine.launch import (build_runner, clear_errors, fail,
+from fastmim_mm.engine.launch import (add_runner_args, build_runner,
+                                      clear_errors, fail, parse_runner_args,
                                       set_work_dir, setup_launcher)
 
 PROG = 'test.py'
@@ -30,27 +30,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--work-dir',
-        help='the directory to save the file containing evaluation metrics')
-    parser.add_argument(
         '--out',
         help='dump the predictions to this pickle file (.pkl / .pickle)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs such as '
-        'test_dataloader.batch_size=4 or model.test_cfg.mode=whole')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(
+        parser, 'test_dataloader.batch_size=4 or model.test_cfg.mode=whole')
+    return parse_runner_args(parser, argv)
 
 
 def _dump_metric(cfg: Config, out: str) -> dict:

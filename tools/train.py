@@ -2,16 +2,16 @@
 MMDetection or MMSegmentation configs alike (the registry scope comes from
 the config's ``default_scope``)."""
 import argparse
-import os
 import os.path as osp
 from functools import partial
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
-from fastmim_mm.engine.launch import (build_runner, clear_errors, fail,
+from fastmim_mm.engine.launch import (add_runner_args, build_runner,
+                                      clear_errors, fail, parse_runner_args,
                                       set_work_dir, setup_launcher)
 
 PROG = 'train.py'
@@ -21,7 +21,6 @@ fail = partial(fail, PROG)
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -39,22 +38,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by actual batch / auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs such as '
-        'train_dataloader.batch_size=64 or model.backbone.drop_path_rate=0.1')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(
+        parser, 'train_dataloader.batch_size=64 or '
+        'model.backbone.drop_path_rate=0.1')
+    return parse_runner_args(parser, argv)
 
 
 def merge_args(cfg: Config, args) -> Config:

@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: work dir, launcher set-up
 (torch.distributed on CPU included), runner construction and one-line
 errors instead of engine stack traces."""
+import argparse
 import os
 import os.path as osp
 import pickle
@@ -9,9 +10,32 @@ from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+
+def add_runner_args(parser: argparse.ArgumentParser, example: str) -> None:
+    """--work-dir, --cfg-options, --launcher and --local-rank."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs such as '
+        f'{example}')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser, argv=None):
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def fail(prog: str, message: str):

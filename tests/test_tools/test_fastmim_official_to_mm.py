@@ -4,7 +4,6 @@ a hand-written FastMIM loss in the official layout, and an inverse mapping
 of MMPretrain's Swin written here."""
 import argparse
 import copy
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..conftest import ROOT, FixedMask, TINY_SWIN, TINY_VIT
+from ..conftest import ROOT, FixedMask, TINY_SWIN, TINY_VIT, load_tool
 
 timm = pytest.importorskip('timm')
 from timm.models.swin_transformer import SwinTransformer as TimmSwin  # noqa
@@ -45,11 +44,7 @@ class NotAllowed:
 
 @pytest.fixture(scope='module')
 def conv():
-    spec = importlib.util.spec_from_file_location('fastmim_official_to_mm',
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('model_converters/fastmim_official_to_mm.py')
 
 
 def randomize(module):

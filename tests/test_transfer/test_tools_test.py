@@ -1,7 +1,6 @@
 """tools/test.py: an MMPretrain config in one process and in two CPU
 processes (torchrun, gloo), and its error messages. (MMDetection and
 MMSegmentation configs: test_transfer.py.)"""
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,18 +14,14 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
-from ..conftest import DEMO_CONFIG, ROOT
+from ..conftest import DEMO_CONFIG, ROOT, load_tool
 
 TEST_PY = ROOT / 'tools' / 'test.py'
 
 
 @pytest.fixture(scope='module')
 def tools_test():
-    spec = importlib.util.spec_from_file_location('fastmim_tools_test',
-                                                  TEST_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('test.py')
 
 
 @pytest.fixture

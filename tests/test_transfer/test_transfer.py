@@ -1,10 +1,9 @@
 """FastMIM checkpoints transfer: a few pre-training iterations of a tiny Swin
 and a tiny ViT, then Mask R-CNN (COCO format) and UperNet (ADE20K format)
 built from this toolkit's benchmark configs start from them, train 2
-iterations through MMEngine's Runner and are evaluated by tools/test.py with
+iterations through tools/train.py and are evaluated by tools/test.py with
 CocoMetric / IoUMetric."""
 import copy
-import importlib.util
 import math
 import uuid
 
@@ -18,7 +17,7 @@ from mmengine.runner import Runner
 from fastmim_mm.datasets import make_ade20k, make_coco_instances
 from fastmim_mm.datasets.synthetic_downstream import coco_class_names
 
-from ..conftest import ROOT, TINY_SWIN, TINY_VIT, runner_config
+from ..conftest import TINY_SWIN, TINY_VIT, load_tool, runner_config
 from .test_benchmark_configs import DET, SEG
 
 # Tiny Swin pre-trained as the Swin-B recipe: 128 px, window 4 (stages at 32,
@@ -40,14 +39,6 @@ VIT_ARCH = dict(
     embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
 PRETRAIN_VIT = dict(
     TINY_VIT, backbone=dict(TINY_VIT['backbone'], arch=VIT_ARCH))
-
-
-def _tools_test():
-    spec = importlib.util.spec_from_file_location(
-        'fastmim_tools_test', ROOT / 'tools' / 'test.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @HOOKS.register_module(force=True)
@@ -194,27 +185,28 @@ def segmentation_config(work_dir, data_root, checkpoint) -> Config:
 
 
 def _run_and_test(cfg, tmp_path):
-    """Train with the Runner, then evaluate the last checkpoint with
-    tools/test.py (its own Runner, from the dumped config)."""
+    """Train with tools/train.py, then evaluate the last checkpoint with
+    tools/test.py, both from the dumped config."""
     BackboneSnapshotHook.snapshots.clear()
     train_cfg = copy.deepcopy(cfg)
     # Evaluation is tools/test.py's part below.
     train_cfg.val_cfg = train_cfg.val_dataloader = None
     train_cfg.val_evaluator = None
-    runner = Runner.from_cfg(train_cfg)
-    runner.train()
-    assert runner.iter == 2
+    train_file = tmp_path / 'train_config.py'
+    train_cfg.dump(str(train_file))
+    load_tool('train.py').main([str(train_file)])
     loaded = BackboneSnapshotHook.snapshots[-1]
     last = (tmp_path / 'train').joinpath(
         (tmp_path / 'train' / 'last_checkpoint').read_text().strip()
         .split('/')[-1])
+    assert torch.load(str(last), weights_only=True)['meta']['iter'] == 2
     test_cfg = copy.deepcopy(cfg)
     test_cfg.experiment_name = cfg.experiment_name + '_test'
     test_cfg.visualizer.name = test_cfg.experiment_name
     test_cfg.custom_hooks = []
     config_file = tmp_path / 'config.py'
     test_cfg.dump(str(config_file))
-    metrics = _tools_test().main([
+    metrics = load_tool('test.py').main([
         str(config_file),
         str(last), '--work-dir',
         str(tmp_path / 'test'), '--out',

@@ -1,5 +1,6 @@
 import copy
 import importlib.util
+import socket
 import uuid
 from pathlib import Path
 
@@ -112,6 +113,13 @@ class StopAfterEpochHook(Hook):
     def after_train_epoch(self, runner):
         if runner.epoch + 1 >= self.stop_epoch:  # epoch counts from 0 here
             runner.train_loop.stop_training = True
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a torchrun rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def load_tool(relative_path: str):

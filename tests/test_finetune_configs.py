@@ -147,3 +147,57 @@ def test_linear_probe_freezes_the_encoder(tmp_path):
     # The pre-training final norm is used as it is.
     torch.testing.assert_close(model.backbone.ln1.weight,
                                source['backbone.ln1.weight'])
+
+
+def test_finetune_runs_through_train_py(train_module, image_folder, tmp_path,
+                                        records):
+    """A tiny pre-training, then the ViT fine-tuning config (shrunk to the
+    tiny ViT) trains and validates from its checkpoint via tools/train.py."""
+    from mmengine.runner import Runner
+
+    from .conftest import TINY_VIT, runner_config
+    pre = runner_config(tmp_path / 'pre', image_folder, custom_hooks=[])
+    Runner.from_cfg(pre).train()
+    ckpt = torch.load(tmp_path / 'pre' / 'epoch_1.pth', weights_only=True)
+
+    cfg = Config.fromfile(str(BENCH / 'vit-base-p16_8xb128-coslr-100e_in1k.py'))
+    cfg.model.backbone.update(
+        arch=TINY_VIT['backbone']['arch'], img_size=64)
+    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'pre' /
+                                                 'epoch_1.pth')
+    cfg.model.head.update(num_classes=2, in_channels=64)
+    cfg.data_preprocessor.num_classes = 2
+    cfg.train_dataloader.dataset.pipeline[1].scale = 64
+    cfg.val_dataloader.dataset.pipeline[1].scale = 72
+    cfg.val_dataloader.dataset.pipeline[2].crop_size = 64
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.update(batch_size=4, num_workers=0, persistent_workers=False)
+        loader.dataset = dict(
+            type='CustomDataset', data_root=image_folder,
+            ann_file='meta/train.txt', data_prefix='train',
+            pipeline=loader.dataset.pipeline)
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy', topk=1)
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    cfg.optim_wrapper.pop('loss_scale')
+    cfg.train_cfg.max_epochs = 1
+    cfg.log_level = 'WARNING'
+    # Unique names: MMEngine reuses a visualizer (and its log folder) of
+    # the same name from an earlier runner in this process.
+    cfg.experiment_name = cfg.visualizer.name = 'finetune_' + tmp_path.name
+    cfg.custom_hooks = [dict(type='RecordHook')]
+    path = str(tmp_path / 'finetune.py')
+    cfg.dump(path)
+    train_module.main([path, '--work-dir', str(tmp_path / 'ft')])
+
+    iters = [r for r in records if r['event'] == 'iter']
+    assert len(iters) == 4 and all(r['loss'] > 0 for r in iters)
+    tuned = torch.load(tmp_path / 'ft' / 'epoch_1.pth', weights_only=True)
+    # Started from the pre-trained encoder: a block's qkv moved only by
+    # one epoch of small (layer-decayed, warm-up) steps.
+    key = 'backbone.layers.0.attn.qkv.weight'
+    assert torch.allclose(tuned['state_dict'][key], ckpt['state_dict'][key],
+                          atol=1e-3)
+    logs = list((tmp_path / 'ft').rglob('scalars.json'))
+    assert any('accuracy/top1' in line for log in logs
+               for line in log.read_text().splitlines())

@@ -16,8 +16,9 @@ from mmengine.config import Config
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
 from fastmim_mm.engine.launch import (add_runner_args, build_runner,
-                                      clear_errors, fail, parse_runner_args,
-                                      set_work_dir, setup_launcher)
+                                      clear_errors, distributed_session, fail,
+                                      parse_runner_args, set_work_dir,
+                                      setup_launcher)
 
 PROG = 'test.py'
 fail = partial(fail, PROG)
@@ -87,7 +88,7 @@ def main(argv=None):
              f'test (a pre-training config? Evaluate a fine-tuning or '
              f'downstream config).')
     setup_launcher(cfg, args.launcher, PROG)
-    with clear_errors(PROG):
+    with clear_errors(PROG), distributed_session():
         metrics = build_runner(cfg).test()
     return metrics
 

@@ -11,8 +11,9 @@ from mmengine.logging import print_log
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
 from fastmim_mm.engine.launch import (add_runner_args, build_runner,
-                                      clear_errors, fail, parse_runner_args,
-                                      set_work_dir, setup_launcher)
+                                      clear_errors, distributed_session, fail,
+                                      parse_runner_args, set_work_dir,
+                                      setup_launcher)
 
 PROG = 'train.py'
 fail = partial(fail, PROG)
@@ -98,7 +99,7 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     cfg = merge_args(cfg, args)
     setup_launcher(cfg, args.launcher, PROG)
-    with clear_errors(PROG):
+    with clear_errors(PROG), distributed_session():
         build_runner(cfg).train()
 
 

@@ -74,6 +74,18 @@ def setup_launcher(cfg: Config, launcher: str, prog: str) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+@contextmanager
+def distributed_session():
+    """Destroy the process group at the end of the run: gloo's threads torn
+    down by interpreter exit instead abort the process now and then
+    ("terminate called without an active exception")."""
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def build_runner(cfg: Config):
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-from ..conftest import ROOT, runner_config
+from ..conftest import ROOT, free_port, runner_config
 
 
 def _config(tmp_path, image_folder, name, batch_size):
@@ -33,7 +33,7 @@ def _config(tmp_path, image_folder, name, batch_size):
 
 
 def test_two_cpu_processes_match_one(image_folder, tmp_path):
-    env = dict(os.environ, PORT='29517', OMP_NUM_THREADS='1')
+    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1')
     two = _config(tmp_path, image_folder, 'two', batch_size=4)
     result = subprocess.run(
         ['bash', str(ROOT / 'tools' / 'dist_train.sh'), two, '2'],

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
-from ..conftest import DEMO_CONFIG, ROOT, load_tool
+from ..conftest import DEMO_CONFIG, ROOT, free_port, load_tool
 
 TEST_PY = ROOT / 'tools' / 'test.py'
 
@@ -104,7 +104,7 @@ def test_two_cpu_processes(classifier, tmp_path, tools_test):
         PYTHONPATH=f'{ROOT}:{os.environ.get("PYTHONPATH", "")}')
     result = subprocess.run([
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-        '--master_port=29531',
+        f'--master_port={free_port()}',
         str(TEST_PY), config, ckpt, '--launcher', 'pytorch', '--work-dir',
         str(tmp_path / 'two')
     ],

@@ -8,38 +8,18 @@ import numpy as np
 import pytest
 from mmengine.dataset import Compose
 from mmpretrain.datasets import LoadImageFromFile, RandomResizedCrop
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy.stats import ks_2samp
 
 from fastmim_mm.datasets import BrokenImageError, SafeLoadImageFromFile
+from fastmim_mm.datasets import photo_like_image
 from fastmim_mm.datasets.transforms import DecodeRandomResizedCrop
 from fastmim_mm.datasets.transforms import decode_crop
 from fastmim_mm.datasets.transforms.decode_crop import parse_jpeg_header
 
 
 def photo(width=500, height=375, seed=0, noise=4.0):
-    """Smooth gradients, sharp-edged shapes and mild noise."""
-    rng = np.random.RandomState(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.empty((height, width, 3), np.float32)
-    for c in range(3):
-        fx, fy, phase = rng.uniform(-4, 4, 3)
-        img[..., c] = 128 + 90 * np.sin(fx * xx / width + fy * yy / height +
-                                         phase)
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(pil)
-    for _ in range(20):
-        x0, y0 = rng.randint(0, width), rng.randint(0, height)
-        x1, y1 = x0 + rng.randint(5, 120), y0 + rng.randint(5, 120)
-        colour = tuple(int(v) for v in rng.randint(0, 256, 3))
-        (draw.rectangle if rng.rand() < 0.5 else draw.ellipse)(
-            [x0, y0, x1, y1], fill=colour)
-    arr = np.asarray(pil, np.float32) + rng.normal(0, noise, arr_shape(pil))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-
-
-def arr_shape(pil):
-    return pil.size[1], pil.size[0], 3
+    return photo_like_image(seed, width, height, noise)
 
 
 def save(img, path, **kwargs):

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import fastmim_mm  # noqa: F401  (registers DecodeRandomResizedCrop)
+from fastmim_mm.datasets import photo_like_image
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -58,29 +59,10 @@ def parse_args():
     return parser.parse_args()
 
 
-def synthetic_jpeg(index: int, width: int = 500, height: int = 375) -> bytes:
-    """A deterministic photo-like JPEG (quality 90): smooth colour
-    gradients, filled shapes and sensor-like noise, which give file sizes
-    like ImageNet's (about 50-100 KB at 500x375)."""
-    rng = np.random.RandomState(index)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.empty((height, width, 3), np.float32)
-    for c in range(3):
-        fx, fy, phase = rng.uniform(-3, 3, 3)
-        img[..., c] = 128 + 90 * np.sin(fx * xx / width + fy * yy / height +
-                                         phase)
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(pil)
-    for _ in range(25):
-        x0, y0 = rng.randint(0, width), rng.randint(0, height)
-        x1, y1 = x0 + rng.randint(10, 150), y0 + rng.randint(10, 150)
-        colour = tuple(int(v) for v in rng.randint(0, 256, 3))
-        shape = draw.rectangle if rng.rand() < 0.5 else draw.ellipse
-        shape([x0, y0, x1, y1], fill=colour)
-    arr = np.asarray(pil, np.float32) + rng.normal(0, 10, (height, width, 3))
+def synthetic_jpeg(index: int) -> bytes:
+    """A 500x375 photo-like JPEG at quality 90."""
     buf = io.BytesIO()
-    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(
-        buf, format='JPEG', quality=90)
+    photo_like_image(index).save(buf, format='JPEG', quality=90)
     return buf.getvalue()
 
 

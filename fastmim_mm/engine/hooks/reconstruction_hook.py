@@ -36,7 +36,6 @@ class FastMIMReconstructionHook(Hook):
         self.out_dir = out_dir
         self.seed = seed
         self._batch = None
-        self.last_path: Optional[str] = None
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
@@ -78,6 +77,5 @@ class FastMIMReconstructionHook(Hook):
         os.makedirs(out_dir, exist_ok=True)
         path = osp.abspath(osp.join(out_dir, f'reconstruction_{tag}.png'))
         panel.save(path)
-        self.last_path = path
         runner.logger.info(f'Saved reconstruction panel: {path}')
         return path

@@ -2,6 +2,7 @@
 (torch.distributed on CPU included), runner construction and one-line
 errors instead of engine stack traces."""
 import argparse
+import gc
 import os
 import os.path as osp
 import pickle
@@ -76,13 +77,23 @@ def setup_launcher(cfg: Config, launcher: str, prog: str) -> None:
 
 @contextmanager
 def distributed_session():
-    """Destroy the process group at the end of the run: gloo's threads torn
-    down by interpreter exit instead abort the process now and then
-    ("terminate called without an active exception")."""
+    """Shut the process group down, its worker threads joined, before the
+    interpreter exits.
+
+    A gloo worker thread can still be releasing the tensors of the last
+    collective (the evaluator's metric broadcast) when the main thread
+    returns. If the interpreter is already finalising, that thread cannot
+    take the GIL and the process aborts ("terminate called without an
+    active exception"). The group outlives ``destroy_process_group`` while
+    anything holds it, and the DDP wrapper does, inside the runner's
+    reference cycles; so collect those first, then destroy the group, which
+    joins its threads.
+    """
     try:
         yield
     finally:
         if dist.is_available() and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
 
 

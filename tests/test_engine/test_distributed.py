@@ -70,3 +70,32 @@ def test_two_cpu_processes_match_one(image_folder, tmp_path):
         torch.manual_seed(0)
         losses.append(model.loss(batch, None)['loss'].item())
     assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+
+
+def _threads():
+    return set(os.listdir('/proc/self/task'))
+
+
+def test_session_end_joins_gloo_threads(tmp_path):
+    """The gloo group's worker threads must be gone when the session ends,
+    even while a DDP model sits in a reference cycle as it does inside a
+    Runner: threads left to interpreter exit abort the process now and
+    then."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from fastmim_mm.engine.launch import distributed_session
+
+    before = _threads()
+    torch.distributed.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+        world_size=1)
+    with distributed_session():
+        runner = type('Runner', (), {})()
+        runner.model = DistributedDataParallel(torch.nn.Linear(4, 4))
+        runner.itself = runner  # the cycle that delays freeing the model
+        torch.distributed.broadcast(torch.ones(3), src=0)
+        gloo = _threads() - before
+        assert gloo
+        del runner
+    assert not torch.distributed.is_initialized()
+    assert not gloo & _threads()

@@ -32,14 +32,19 @@ def _config(tmp_path, image_folder, name, batch_size):
     return path
 
 
+def _dist_train(config, *args):
+    """tools/dist_train.sh CONFIG 2 in CPU processes."""
+    env = dict(
+        os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1',
+        PATH=f'{os.path.dirname(sys.executable)}:{os.environ["PATH"]}')
+    return subprocess.run(
+        ['bash', str(ROOT / 'tools' / 'dist_train.sh'), config, '2', *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_two_cpu_processes_match_one(image_folder, tmp_path):
-    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1')
     two = _config(tmp_path, image_folder, 'two', batch_size=4)
-    result = subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'dist_train.sh'), two, '2'],
-        cwd=ROOT, env=dict(env, PATH=f'{os.path.dirname(sys.executable)}:'
-                           f'{env["PATH"]}'),
-        capture_output=True, text=True, timeout=300)
+    result = _dist_train(two)
     assert result.returncode == 0, result.stderr[-3000:]
     ckpts = sorted(f for f in os.listdir(tmp_path / 'two')
                    if f.endswith('.pth'))
@@ -48,7 +53,8 @@ def test_two_cpu_processes_match_one(image_folder, tmp_path):
     one = _config(tmp_path, image_folder, 'one', batch_size=8)
     result = subprocess.run(
         [sys.executable, str(ROOT / 'tools' / 'train.py'), one], cwd=ROOT,
-        env=env, capture_output=True, text=True, timeout=300)
+        env=dict(os.environ, OMP_NUM_THREADS='1'), capture_output=True,
+        text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
     # Same data, same masks, DDP's averaged gradients: the two runs must
@@ -99,3 +105,21 @@ def test_session_end_joins_gloo_threads(tmp_path):
         del runner
     assert not torch.distributed.is_initialized()
     assert not gloo & _threads()
+
+
+def test_nan_in_one_process_stops_all_before_saving(image_folder, tmp_path):
+    """A NaN loss in rank 1 only: the averaged gradients carry it into rank
+    0's weights, so rank 0 must not save them although its loss is finite,
+    and neither process may wait for the other."""
+    cfg = runner_config(
+        tmp_path, image_folder, batch_size=4, max_epochs=2, input_size=64,
+        custom_hooks=[dict(type='PoisonHook', at_iter=1, rank=1)])
+    cfg.custom_imports.imports.append('tests.test_engine.fault_hooks')
+    path = str(tmp_path / 'nan.py')
+    cfg.dump(path)
+    result = _dist_train(path)  # 16 images, 2 x 4 a step: 2 steps an epoch
+    assert result.returncode != 0
+    assert 'non-finite loss at iteration 2 (epoch 1) in the process of ' \
+        'rank 1 (rank 0 reports its own terms)' in result.stderr
+    assert 'no checkpoint has been saved yet' in result.stderr
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.pth')]

@@ -11,13 +11,12 @@ import time
 
 import pytest
 import torch
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from mmpretrain.registry import HOOKS
 
 from fastmim_mm.engine import AtomicLocalBackend
 
 from ..conftest import ROOT, runner_config
+from . import fault_hooks  # noqa: F401  (PoisonHook)
 
 TRAIN = str(ROOT / 'tools' / 'train.py')
 
@@ -136,19 +135,6 @@ def test_killed_save_leaves_no_partial_file(tmp_path):
     proc.kill()
     proc.wait()
     assert target.read_bytes() == b'previous complete checkpoint'
-
-
-@HOOKS.register_module(force=True)
-class PoisonHook(Hook):
-    """Turns a weight into NaN before the given iteration."""
-
-    def __init__(self, at_iter):
-        self.at_iter = at_iter
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if runner.iter == self.at_iter:
-            with torch.no_grad():
-                runner.model.neck.pred.bias.fill_(float('nan'))
 
 
 def test_non_finite_loss_stops_without_checkpoint(image_folder, tmp_path):

@@ -1,0 +1,25 @@
+"""Hooks that build faults into a run. Importable by the processes a test
+starts (``custom_imports=['tests.test_engine.fault_hooks']`` with the
+repository root on PYTHONPATH)."""
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
+
+
+@HOOKS.register_module(force=True)
+class PoisonHook(Hook):
+    """Turns a weight into NaN before the given iteration (0-based), in the
+    process of the given rank, or in every process."""
+
+    def __init__(self, at_iter: int, rank=None):
+        self.at_iter = at_iter
+        self.rank = rank
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter != self.at_iter or self.rank not in (None,
+                                                             get_rank()):
+            return
+        model = getattr(runner.model, 'module', runner.model)
+        with torch.no_grad():
+            model.neck.pred.bias.fill_(float('nan'))

@@ -102,19 +102,6 @@ def _state(runner):
         accumulative_counts=ow._accumulative_counts)
 
 
-@HOOKS.register_module(force=True)
-class StopAfterEpochHook(Hook):
-    """Ends a run after ``stop_epoch`` epochs, as an interruption would."""
-    priority = 'LOWEST'  # after the checkpoint of that epoch is saved
-
-    def __init__(self, stop_epoch: int):
-        self.stop_epoch = stop_epoch
-
-    def after_train_epoch(self, runner):
-        if runner.epoch + 1 >= self.stop_epoch:  # epoch counts from 0 here
-            runner.train_loop.stop_training = True
-
-
 def free_port() -> int:
     """A TCP port nobody listens on now, for a torchrun rendezvous."""
     with socket.socket() as sock:

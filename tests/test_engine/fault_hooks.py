@@ -1,4 +1,4 @@
-"""Hooks that build faults into a run. Importable by the processes a test
+"""Hooks that build faults into a run: a NaN, an interruption. Importable by the processes a test
 starts (``custom_imports=['tests.test_engine.fault_hooks']`` with the
 repository root on PYTHONPATH)."""
 import torch
@@ -23,3 +23,16 @@ class PoisonHook(Hook):
         model = getattr(runner.model, 'module', runner.model)
         with torch.no_grad():
             model.neck.pred.bias.fill_(float('nan'))
+
+
+@HOOKS.register_module(force=True)
+class StopAfterEpochHook(Hook):
+    """Ends a run after ``stop_epoch`` epochs, as an interruption would."""
+    priority = 'LOWEST'  # after the checkpoint of that epoch is saved
+
+    def __init__(self, stop_epoch: int):
+        self.stop_epoch = stop_epoch
+
+    def after_train_epoch(self, runner):
+        if runner.epoch + 1 >= self.stop_epoch:  # epoch counts from 0 here
+            runner.train_loop.stop_training = True

@@ -123,3 +123,49 @@ def test_nan_in_one_process_stops_all_before_saving(image_folder, tmp_path):
         'rank 1 (rank 0 reports its own terms)' in result.stderr
     assert 'no checkpoint has been saved yet' in result.stderr
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.pth')]
+
+
+def test_two_processes_resume_exactly(image_folder, tmp_path):
+    """Each process draws its own masks and crops (diff_rank_seed); a run
+    interrupted after epoch 1 and resumed must end with the weights of an
+    uninterrupted one, so every process's streams must come back."""
+    def config(name, *hooks):
+        cfg = runner_config(
+            tmp_path / name, image_folder, batch_size=4, max_epochs=3,
+            randomness=dict(seed=3, diff_rank_seed=True, deterministic=True),
+            custom_hooks=list(hooks))
+        cfg.custom_imports.imports.append('tests.test_engine.fault_hooks')
+        path = str(tmp_path / f'{name}.py')
+        cfg.dump(path)
+        return path
+
+    result = _dist_train(config('full'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    cut = config('cut', dict(type='StopAfterEpochHook', stop_epoch=1))
+    result = _dist_train(cut)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / 'cut' / 'epoch_2.pth').exists()
+    states = torch.load(tmp_path / 'cut' / 'epoch_1.pth')['meta'][
+        'random_state']
+    assert len(states) == 2
+    assert not torch.equal(states[0]['torch'], states[1]['torch'])
+    result = _dist_train(config('cut'), '--resume')
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    full = torch.load(tmp_path / 'full' / 'epoch_3.pth')['state_dict']
+    resumed = torch.load(tmp_path / 'cut' / 'epoch_3.pth')['state_dict']
+    for key, value in full.items():
+        torch.testing.assert_close(resumed[key], value, atol=1e-6, rtol=0)
+
+    # One process cannot continue the streams of two: it says so, and runs.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'train.py'), cut, '--resume',
+         str(tmp_path / 'cut' / 'epoch_1.pth'), '--work-dir',
+         str(tmp_path / 'one')],
+        cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1',
+                           PYTHONPATH=str(ROOT)),
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'random streams not restored: the checkpoint holds those of 2 ' \
+        'process(es), this run has 1' in result.stdout + result.stderr
+    assert (tmp_path / 'one' / 'epoch_3.pth').exists()

@@ -6,6 +6,7 @@ from mmengine.runner import Runner
 from fastmim_mm.engine import ProgressiveResolutionHook
 
 from ..conftest import runner_config
+from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers it)
 
 LR = 1e-3  # per 256 images
 PHASES = [(0, 32, 4, 1), (1, 64, 8, 2)]

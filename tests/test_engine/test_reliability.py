@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from fastmim_mm.engine import AtomicLocalBackend
 
 from ..conftest import ROOT, runner_config
-from . import fault_hooks  # noqa: F401  (PoisonHook)
+from .fault_hooks import PoisonHook  # noqa: F401  (registers it)
 
 TRAIN = str(ROOT / 'tools' / 'train.py')
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ..conftest import runner_config
+from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers it)
 
 
 def test_resume_restores_iteration_lr_and_optimizer(train_module,

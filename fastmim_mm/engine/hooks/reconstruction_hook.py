@@ -55,19 +55,26 @@ class FastMIMReconstructionHook(Hook):
             return None
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        data = model.data_preprocessor(self._batch, False)
+        inputs = data['inputs']
+        # The panel's mask is drawn on the CPU, whose generator alone is
+        # seeded and then restored: torch.manual_seed would reseed the CUDA
+        # generators too and so replay rank 0's training masks after every
+        # panel.
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(self.seed)
+            mask = model.mask_generator(inputs.shape[0], *inputs.shape[2:])
+        mask = mask.to(inputs.device)
         was_training = model.training
         model.eval()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            data = model.data_preprocessor(self._batch, False)
-            out = model.reconstruct(data['inputs'])
+        out = model.reconstruct(inputs, mask)
         model.train(was_training)
 
         pre = model.data_preprocessor
         mean = pre.mean.flatten().tolist()
         std = pre.std.flatten().tolist()
         panel = make_panel(
-            denormalize(data['inputs'].float().cpu().numpy(), mean, std),
+            denormalize(inputs.float().cpu().numpy(), mean, std),
             denormalize(out['masked_inputs'].float().cpu().numpy(), mean,
                         std),
             out['target'].cpu().numpy(),

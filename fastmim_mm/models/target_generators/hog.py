@@ -47,6 +47,13 @@ class FastMIMHOGGenerator(DenseTargetGenerator):
 
     @torch.no_grad()
     def forward(self, imgs: torch.Tensor) -> torch.Tensor:
+        # In float32 under mixed precision too: in bf16 the Sobel responses
+        # move pixels across orientation bins, and the target would then
+        # depend on the precision setting.
+        with torch.autocast(imgs.device.type, enabled=False):
+            return self._histograms(imgs)
+
+    def _histograms(self, imgs: torch.Tensor) -> torch.Tensor:
         B, C, H, W = imgs.shape
         if C != 3 or H % self.pool or W % self.pool:
             raise ValueError(

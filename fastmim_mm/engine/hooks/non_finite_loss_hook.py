@@ -26,11 +26,10 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        if not outputs:
-            return
+        # Every process must reach the all-gather, with outputs or not.
         terms = {
             k: float(v.detach()) if hasattr(v, 'detach') else float(v)
-            for k, v in outputs.items()
+            for k, v in (outputs or {}).items()
         }
         finite = all(math.isfinite(v) for v in terms.values())
         if get_world_size() > 1:

@@ -58,6 +58,10 @@ class RandomStateHook(Hook):
     as many processes as the one that saved them; otherwise the run goes on
     freshly seeded, with a warning, as it could not repeat the interrupted
     one anyway.
+
+    Data loader workers keep streams of their own, seeded when they start:
+    a resumed run repeats the interrupted one's augmentations only if the
+    workers are re-created each epoch (``persistent_workers=False``).
     """
 
     # Before CheckpointHook ('VERY_LOW'), so the states are gathered before

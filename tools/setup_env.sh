@@ -42,7 +42,9 @@ if ! "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_
         trap 'rm -rf "$src"' EXIT
         # mmcv's setup.py imports pkg_resources, gone from setuptools >= 70,
         # while torch itself needs a newer setuptools: give the build its own.
-        pip_ install -q --target "$src/buildtools" 'setuptools<70'
+        # (--no-warn-conflicts: pip would report torch's own newer
+        # requirement as an "ERROR", though the venv is left untouched.)
+        pip_ install -q --no-warn-conflicts --target "$src/buildtools" 'setuptools<70'
         export PYTHONPATH="$src/buildtools${PYTHONPATH:+:$PYTHONPATH}"
         pip_ download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$src"
         tar -xzf "$src"/mmcv-*.tar.gz -C "$src"

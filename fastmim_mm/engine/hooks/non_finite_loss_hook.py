@@ -32,11 +32,9 @@ class NonFiniteLossHook(Hook):
             for k, v in (outputs or {}).items()
         }
         finite = all(math.isfinite(v) for v in terms.values())
-        if get_world_size() > 1:
-            flags = all_gather(torch.tensor([0 if finite else 1]))
-            bad = [rank for rank, flag in enumerate(flags) if flag.item()]
-        else:
-            bad = [] if finite else [0]
+        # One process: all_gather returns the flag as it is, no collective.
+        flags = all_gather(torch.tensor([0 if finite else 1]))
+        bad = [rank for rank, flag in enumerate(flags) if flag.item()]
         if not bad:
             return
         listed = ', '.join(f'{k}={v:g}' for k, v in terms.items())

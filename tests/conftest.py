@@ -1,6 +1,9 @@
 import copy
 import importlib.util
+import os
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / 'configs'
 DEMO_CONFIG = CONFIG_DIR / 'fastmim' / \
     'fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.py'
+TRAIN_PY = ROOT / 'tools' / 'train.py'
 
 init_default_scope('mmpretrain')
 
@@ -107,6 +111,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def run_train_py(*args, **env) -> subprocess.CompletedProcess:
+    """``tools/train.py ARGS`` in a process of its own, with the repository
+    importable (for test hooks in ``custom_imports``) and ``env`` added to
+    the environment."""
+    return subprocess.run(
+        [sys.executable, str(TRAIN_PY), *map(str, args)], cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
+        capture_output=True, text=True, timeout=300)
 
 
 def load_tool(relative_path: str):

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-from ..conftest import ROOT, free_port, runner_config
+from ..conftest import ROOT, free_port, run_train_py, runner_config
 
 
 def _config(tmp_path, image_folder, name, batch_size):
@@ -51,10 +51,7 @@ def test_two_cpu_processes_match_one(image_folder, tmp_path):
     assert ckpts == ['epoch_1.pth', 'epoch_2.pth']  # saved once, by rank 0
 
     one = _config(tmp_path, image_folder, 'one', batch_size=8)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), one], cwd=ROOT,
-        env=dict(os.environ, OMP_NUM_THREADS='1'), capture_output=True,
-        text=True, timeout=300)
+    result = run_train_py(one, OMP_NUM_THREADS='1')
     assert result.returncode == 0, result.stderr[-3000:]
 
     # Same data, same masks, DDP's averaged gradients: the two runs must
@@ -158,13 +155,8 @@ def test_two_processes_resume_exactly(image_folder, tmp_path):
         torch.testing.assert_close(resumed[key], value, atol=1e-6, rtol=0)
 
     # One process cannot continue the streams of two: it says so, and runs.
-    result = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), cut, '--resume',
-         str(tmp_path / 'cut' / 'epoch_1.pth'), '--work-dir',
-         str(tmp_path / 'one')],
-        cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1',
-                           PYTHONPATH=str(ROOT)),
-        capture_output=True, text=True, timeout=300)
+    result = run_train_py(cut, '--resume', tmp_path / 'cut' / 'epoch_1.pth',
+                          '--work-dir', tmp_path / 'one')
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'random streams not restored: the checkpoint holds those of 2 ' \
         'process(es), this run has 1' in result.stdout + result.stderr

@@ -15,15 +15,13 @@ from mmengine.runner import Runner
 
 from fastmim_mm.engine import AtomicLocalBackend
 
-from ..conftest import ROOT, runner_config
+from ..conftest import ROOT, TRAIN_PY, run_train_py, runner_config
 from .fault_hooks import PoisonHook  # noqa: F401  (registers it)
 
-TRAIN = str(ROOT / 'tools' / 'train.py')
 
 
 def _train(*args):
-    result = subprocess.run([sys.executable, TRAIN, *args], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = run_train_py(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -71,7 +69,7 @@ def test_killed_run_resumes_exactly(image_folder, tmp_path):
     assert sorted(full) == list(range(1, 13))  # 4 + 4 + 2 + 2 iterations
 
     cut_cfg = _exact_config(tmp_path, image_folder, 'cut')
-    proc = subprocess.Popen([sys.executable, TRAIN, cut_cfg], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, str(TRAIN_PY), cut_cfg], cwd=ROOT,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     ckpt = tmp_path / 'cut' / 'epoch_2.pth'  # inside phase 1
@@ -171,9 +169,7 @@ def test_crafted_checkpoint_is_refused(image_folder, tmp_path):
     # Through tools/train.py: one clear line, nothing executed.
     cfg = str(tmp_path / 'cfg.py')
     runner_config(tmp_path / 'work', image_folder, custom_hooks=[]).dump(cfg)
-    result = subprocess.run(
-        [sys.executable, TRAIN, cfg, '--resume', path], cwd=ROOT,
-        capture_output=True, text=True)
+    result = run_train_py(cfg, '--resume', path)
     assert result.returncode == 1
     assert 'refused by weights-only loading' in result.stderr
     assert 'Traceback' not in result.stderr

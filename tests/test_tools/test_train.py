@@ -1,11 +1,8 @@
-import subprocess
-import sys
-
 import pytest
 import torch
 from mmengine.config import Config
 
-from ..conftest import CONFIG_DIR, DEMO_CONFIG, ROOT
+from ..conftest import CONFIG_DIR, DEMO_CONFIG, run_train_py
 
 VIT_B = CONFIG_DIR / 'fastmim' / \
     'fastmim_vit-base-p16_8xb512-amp-coslr-800e_in1k-128px.py'
@@ -17,17 +14,9 @@ def train(train_module):
 
 
 def test_config_error_is_one_clear_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / 'tools' / 'train.py'),
-            str(DEMO_CONFIG), '--work-dir',
-            str(tmp_path), '--cfg-options',
-            'model.mask_generator.mask_patch_size=32'
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT)
+    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path,
+                          '--cfg-options',
+                          'model.mask_generator.mask_patch_size=32')
     assert result.returncode == 1
     assert 'train.py: error:' in result.stderr
     assert 'mask_patch_size=32' in result.stderr

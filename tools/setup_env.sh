@@ -40,12 +40,6 @@ if ! "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_
         log "building mmcv $MMCV_VERSION with C++ ops for torch $torch_ver (about 9 minutes on 2 cores, once)"
         src="$(mktemp -d)"
         trap 'rm -rf "$src"' EXIT
-        # mmcv's setup.py imports pkg_resources, gone from setuptools >= 70,
-        # while torch itself needs a newer setuptools: give the build its own.
-        # (--no-warn-conflicts: pip would report torch's own newer
-        # requirement as an "ERROR", though the venv is left untouched.)
-        pip_ install -q --no-warn-conflicts --target "$src/buildtools" 'setuptools<70'
-        export PYTHONPATH="$src/buildtools${PYTHONPATH:+:$PYTHONPATH}"
         pip_ download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$src"
         tar -xzf "$src"/mmcv-*.tar.gz -C "$src"
         pkg="$(ls -d "$src"/mmcv-*/)"
@@ -56,7 +50,6 @@ if ! "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_
             "$VPY" -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps -w "$wheel_dir.tmp" .)
         mv "$wheel_dir.tmp"/mmcv-*.whl "$wheel_dir"/ && rmdir "$wheel_dir.tmp"
         wheel="$(ls "$wheel_dir"/mmcv-*.whl | head -n1)"
-        unset PYTHONPATH
     else
         log "reusing cached mmcv wheel $wheel"
     fi

@@ -1,28 +1,34 @@
-"""FastMIM checkpoints transfer: a few pre-training iterations of a tiny Swin
-and a tiny ViT, then Mask R-CNN (COCO format) and UperNet (ADE20K format)
-built from this toolkit's benchmark configs start from them, train 2
-iterations through tools/train.py and are evaluated by tools/test.py with
-CocoMetric / IoUMetric."""
-import copy
+"""The documented chain, tiny: FastMIM pre-training -> ImageNet fine-tuning
+-> Mask R-CNN (COCO format) and UperNet (ADE20K format), every step a
+tools/train.py process on this toolkit's configs, the transfers evaluated by
+a tools/test.py process. The backbone each transfer starts from must be the
+fine-tuned one: neither the pre-trained weights nor a random start."""
+import json
 import math
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS, DefaultScope, init_default_scope
-from mmengine.runner import Runner
+from mmpretrain.models.utils import resize_pos_embed
 
 from fastmim_mm.datasets import make_ade20k, make_coco_instances
 from fastmim_mm.datasets.synthetic_downstream import coco_class_names
 
-from ..conftest import TINY_SWIN, TINY_VIT, load_tool, runner_config
+from ..conftest import (CONFIG_DIR, ROOT, TINY_SWIN, TINY_VIT, run_train_py,
+                        runner_config)
 from .test_benchmark_configs import DET, SEG
 
+TEST_PY = ROOT / 'tools' / 'test.py'
+BENCH = CONFIG_DIR / 'fastmim' / 'benchmarks'
+SNAPSHOT_HOOK = 'tests.test_transfer.snapshot_hook'
+
 # Tiny Swin pre-trained as the Swin-B recipe: 128 px, window 4 (stages at 32,
-# 16, 8, 4 tokens), 32-pixel mask blocks; detection then uses window 7, so
-# the relative-position tables are resized on load as with real checkpoints.
+# 16, 8, 4 tokens), 32-pixel mask blocks; fine-tuning and detection use
+# window 7, so the relative-position tables are resized as with real ones.
 PRETRAIN_SWIN = dict(
     TINY_SWIN,
     input_size=128,
@@ -33,85 +39,120 @@ PRETRAIN_SWIN = dict(
 SWIN_ARCH = PRETRAIN_SWIN['backbone']['arch']
 SWIN_DIMS = [32, 64, 128, 256]
 
-# Tiny ViT with 4 blocks (UperNet takes 4 of them), pre-trained at 64 px
-# (4 x 4 patches); segmentation crops are 128 px, so pos_embed is resized.
+# Tiny ViT with 4 blocks (UperNet takes 4 of them), pre-trained and
+# fine-tuned at 64 px (4 x 4 patches); segmentation crops are 128 px, so
+# pos_embed is resized.
 VIT_ARCH = dict(
     embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
 PRETRAIN_VIT = dict(
     TINY_VIT, backbone=dict(TINY_VIT['backbone'], arch=VIT_ARCH))
 
 
-@HOOKS.register_module(force=True)
-class BackboneSnapshotHook(Hook):
-    """Keeps the backbone weights as training starts (after the Runner
-    initialised the model, i.e. loaded the pre-trained backbone)."""
-    snapshots: list = []
+def _quiet(cfg, work_dir):
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'
+    if 'visualizer' in cfg:
+        cfg.visualizer.name = cfg.experiment_name
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.randomness = dict(seed=0)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key) is not None:
+            cfg[key].num_workers = 0
+            cfg[key].persistent_workers = False
 
-    def before_train(self, runner):
-        state = runner.model.backbone.state_dict()
-        BackboneSnapshotHook.snapshots.append(
-            {k: v.detach().clone()
-             for k, v in state.items()})
+
+def _train(cfg, work_dir):
+    """``tools/train.py`` on the config, in a process of its own; returns
+    the state dict of the last checkpoint, its path and the process."""
+    config = work_dir.parent / f'{work_dir.name}_config.py'
+    cfg.dump(str(config))
+    result = run_train_py(config, OMP_NUM_THREADS='1')
+    assert result.returncode == 0, result.stdout[-3000:] + \
+        result.stderr[-3000:]
+    last = (work_dir / 'last_checkpoint').read_text().strip()
+    state = torch.load(last, map_location='cpu', weights_only=True)
+    return state['state_dict'], last, result
 
 
-@pytest.fixture(autouse=True)
-def _restore_scope():
-    """Runners here switch the default registry scope to mmdet / mmseg;
-    give the other tests back the scope they started with."""
-    before = DefaultScope.get_current_instance()
-    yield
-    if before is not None:
-        init_default_scope(before.scope_name)
+def _backbone(state):
+    return {
+        k[len('backbone.'):]: v
+        for k, v in state.items() if k.startswith('backbone.')
+    }
 
 
 def _pretrain(tmp_path_factory, image_folder, model, input_size):
     work_dir = tmp_path_factory.mktemp('pretrain')
     cfg = runner_config(
         work_dir, image_folder, model=model, input_size=input_size,
-        batch_size=4, max_epochs=1)
+        batch_size=8, max_epochs=1)
     cfg.custom_hooks = []
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    assert runner.iter == 4
-    ckpt = torch.load(
-        str(work_dir / 'epoch_1.pth'), map_location='cpu', weights_only=True)
-    return str(work_dir / 'epoch_1.pth'), ckpt['state_dict']
+    state, _, _ = _train(cfg, work_dir)
+    return state
+
+
+def _finetune(tmp_path_factory, image_folder, name, pretrained, backbone,
+              head_channels, size):
+    """Two iterations of a fine-tuning config, from ``pretrained``."""
+    work_dir = tmp_path_factory.mktemp('finetune')
+    path = str(work_dir.parent / f'{work_dir.name}_pretrained.pth')
+    torch.save(dict(state_dict=pretrained), path)
+    cfg = Config.fromfile(str(BENCH / name))
+    _quiet(cfg, work_dir)
+    cfg.model.backbone.update(backbone)
+    cfg.model.backbone.init_cfg.checkpoint = path
+    cfg.model.head.in_channels = head_channels
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    pipeline[1].scale = size  # RandomResizedCrop
+    cfg.train_dataloader.batch_size = 8
+    cfg.train_dataloader.pin_memory = False
+    cfg.train_dataloader.dataset = dict(
+        type='CustomDataset', data_root=image_folder,
+        ann_file='meta/train.txt', data_prefix='train', pipeline=pipeline)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.train_cfg.max_epochs = 1
+    return _train(cfg, work_dir)[:2]
 
 
 @pytest.fixture(scope='module')
-def swin_checkpoint(tmp_path_factory, image_folder):
-    return _pretrain(tmp_path_factory, image_folder, PRETRAIN_SWIN, 128)
+def swin_chain(tmp_path_factory, image_folder):
+    pretrained = _pretrain(tmp_path_factory, image_folder, PRETRAIN_SWIN,
+                           128)
+    finetuned, path = _finetune(
+        tmp_path_factory, image_folder,
+        'swin-base-w7_8xb128-coslr-100e_in1k.py', pretrained,
+        dict(arch=SWIN_ARCH, img_size=112, pad_small_map=True),
+        SWIN_DIMS[-1], 112)
+    return _backbone(pretrained), _backbone(finetuned), path
 
 
 @pytest.fixture(scope='module')
-def vit_checkpoint(tmp_path_factory, image_folder):
-    return _pretrain(tmp_path_factory, image_folder, PRETRAIN_VIT, 64)
+def vit_chain(tmp_path_factory, image_folder):
+    pretrained = _pretrain(tmp_path_factory, image_folder, PRETRAIN_VIT, 64)
+    finetuned, path = _finetune(
+        tmp_path_factory, image_folder,
+        'vit-base-p16_8xb128-coslr-100e_in1k.py', pretrained,
+        dict(arch=VIT_ARCH, img_size=64), VIT_ARCH['embed_dims'], 64)
+    return _backbone(pretrained), _backbone(finetuned), path
 
 
-def _common(cfg, work_dir):
-    name = f'test_{uuid.uuid4().hex[:8]}'
-    cfg.work_dir = str(work_dir)
-    cfg.experiment_name = name
-    cfg.visualizer.name = name
-    cfg.log_level = 'WARNING'
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+def _transfer_common(cfg, work_dir, checkpoint):
+    _quiet(cfg, work_dir)
+    cfg.log_level = 'INFO'  # the backbone's load report
+    cfg.custom_imports.imports.append(SNAPSHOT_HOOK)
     cfg.custom_hooks = [dict(type='BackboneSnapshotHook')]
-    cfg.randomness = dict(seed=0)
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].num_workers = 0
-        cfg[key].persistent_workers = False
+    cfg.model.backbone.init_cfg.checkpoint = checkpoint
 
 
 def detection_config(work_dir, data_root, checkpoint) -> Config:
-    """The Mask R-CNN benchmark config with a tiny Swin (the pre-training
-    one's dims, window 7 as in the config) on 128 x 96 COCO-format data."""
+    """The Mask R-CNN config with the tiny Swin (window 7, as in the config)
+    on 128 x 96 COCO-format data, 2 iterations."""
     cfg = Config.fromfile(str(DET))
-    _common(cfg, work_dir)
+    _transfer_common(cfg, work_dir, checkpoint)
     size = (128, 128)
     classes = coco_class_names(2)
     model = cfg.model
-    model.backbone.arch = copy.deepcopy(SWIN_ARCH)
-    model.backbone.init_cfg.checkpoint = checkpoint
+    model.backbone.arch = SWIN_ARCH
     model.neck.in_channels = SWIN_DIMS
     model.data_preprocessor.batch_augments[0].size = size
     model.roi_head.bbox_head.num_classes = len(classes)
@@ -124,6 +165,7 @@ def detection_config(work_dir, data_root, checkpoint) -> Config:
     model.test_cfg.rcnn.score_thr = 0.01
 
     train = cfg.train_dataloader
+    train.batch_size = 2
     train.dataset.dataset.data_root = data_root
     train.dataset.dataset.metainfo = dict(classes=classes)
     for t in train.dataset.dataset.pipeline:
@@ -147,29 +189,27 @@ def detection_config(work_dir, data_root, checkpoint) -> Config:
 
 
 def segmentation_config(work_dir, data_root, checkpoint) -> Config:
-    """The UperNet benchmark config with a tiny ViT (the pre-training one's
-    dims) on 128 px ADE20K-format data, 128 px crops."""
+    """The UperNet config with the tiny ViT on 128 px ADE20K-format data,
+    128 px crops, 2 iterations."""
     cfg = Config.fromfile(str(SEG))
-    _common(cfg, work_dir)
+    _transfer_common(cfg, work_dir, checkpoint)
     crop = (128, 128)
     dims = VIT_ARCH['embed_dims']
     model = cfg.model
-    model.backbone.arch = copy.deepcopy(VIT_ARCH)
+    model.backbone.arch = VIT_ARCH
     model.backbone.img_size = crop
-    model.backbone.out_indices = (0, 1, 2, 3)
-    model.backbone.init_cfg.checkpoint = checkpoint
+    model.backbone.out_indices = [0, 1, 2, 3]
     model.data_preprocessor.size = crop
-    model.neck.in_channels = [dims] * 4
-    model.neck.out_channels = dims
+    model.neck.embed_dim = dims
     model.decode_head.in_channels = [dims] * 4
     model.decode_head.channels = dims
     model.auxiliary_head.in_channels = dims
     model.auxiliary_head.channels = 32
+    cfg.optim_wrapper.paramwise_cfg.num_layers = VIT_ARCH['num_layers']
     # 192 px test images, 128 px windows at stride 85: 2 x 2 windows.
     model.test_cfg = dict(mode='slide', crop_size=crop, stride=(85, 85))
 
     train = cfg.train_dataloader
-    train.batch_size = 2
     train.dataset.data_root = data_root
     for t in train.dataset.pipeline:
         if t['type'] == 'RandomResize':
@@ -184,87 +224,99 @@ def segmentation_config(work_dir, data_root, checkpoint) -> Config:
     return cfg
 
 
-def _run_and_test(cfg, tmp_path):
-    """Train with tools/train.py, then evaluate the last checkpoint with
-    tools/test.py, both from the dumped config."""
-    BackboneSnapshotHook.snapshots.clear()
-    train_cfg = copy.deepcopy(cfg)
-    # Evaluation is tools/test.py's part below.
-    train_cfg.val_cfg = train_cfg.val_dataloader = None
-    train_cfg.val_evaluator = None
-    train_file = tmp_path / 'train_config.py'
-    train_cfg.dump(str(train_file))
-    load_tool('train.py').main([str(train_file)])
-    loaded = BackboneSnapshotHook.snapshots[-1]
-    last = (tmp_path / 'train').joinpath(
-        (tmp_path / 'train' / 'last_checkpoint').read_text().strip()
-        .split('/')[-1])
-    assert torch.load(str(last), weights_only=True)['meta']['iter'] == 2
-    test_cfg = copy.deepcopy(cfg)
-    test_cfg.experiment_name = cfg.experiment_name + '_test'
-    test_cfg.visualizer.name = test_cfg.experiment_name
+def _train_and_test(cfg, tmp_path):
+    """Train with tools/train.py (no evaluation), then evaluate the last
+    checkpoint with tools/test.py; both on the dumped config."""
+    test_cfg = cfg.copy()
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    _, last, result = _train(cfg, tmp_path / 'train')
+    assert torch.load(last, weights_only=True)['meta']['iter'] == 2
+    arrived = torch.load(
+        str(tmp_path / 'train' / 'backbone_at_start.pth'), weights_only=True)
+
     test_cfg.custom_hooks = []
-    config_file = tmp_path / 'config.py'
-    test_cfg.dump(str(config_file))
-    metrics = load_tool('test.py').main([
-        str(config_file),
-        str(last), '--work-dir',
-        str(tmp_path / 'test'), '--out',
-        str(tmp_path / 'predictions.pkl')
-    ])
+    config = tmp_path / 'test_config.py'
+    test_cfg.dump(str(config))
+    tested = subprocess.run(
+        [
+            sys.executable,
+            str(TEST_PY),
+            str(config), last, '--work-dir',
+            str(tmp_path / 'test'), '--out',
+            str(tmp_path / 'predictions.pkl')
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1'),
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert tested.returncode == 0, tested.stderr[-3000:]
     assert (tmp_path / 'predictions.pkl').stat().st_size > 0
-    return loaded, metrics
+    logged = sorted((tmp_path / 'test').glob('*/*.json'))
+    assert logged, list((tmp_path / 'test').rglob('*'))
+    metrics = json.loads(logged[-1].read_text().splitlines()[-1])
+    return arrived, metrics, result
 
 
-def _assert_equal(model_state, ckpt, keys):
+def _assert_fine_tuned(arrived, pretrained, finetuned, keys):
+    """The backbone started from the fine-tuned tensors, which differ from
+    the pre-trained ones."""
     for key in keys:
-        assert torch.equal(model_state[key], ckpt[f'backbone.{key}']), key
+        assert torch.equal(arrived[key], finetuned[key]), key
+        assert not torch.equal(arrived[key], pretrained[key]), key
 
 
-def test_swin_checkpoint_into_mask_rcnn(swin_checkpoint, tmp_path,
-                                        tmp_path_factory, capsys):
-    path, ckpt = swin_checkpoint
+def test_swin_chain_into_mask_rcnn(swin_chain, tmp_path, tmp_path_factory):
+    pretrained, finetuned, path = swin_chain
     coco = make_coco_instances(
         str(tmp_path_factory.mktemp('coco')), num_images=4,
         image_size=(128, 96), num_classes=2)
     cfg = detection_config(tmp_path / 'train', coco, path)
-    loaded, metrics = _run_and_test(cfg, tmp_path)
+    arrived, metrics, _ = _train_and_test(cfg, tmp_path)
 
-    # The backbone the Runner trained started from the FastMIM weights.
-    _assert_equal(loaded, ckpt, [
+    # Every tensor of the fine-tuned backbone arrived as it was saved.
+    assert set(finetuned) <= set(arrived)
+    for key, value in finetuned.items():
+        assert torch.equal(arrived[key], value), key
+    # ... and fine-tuning had changed them: weights and norms alike.
+    _assert_fine_tuned(arrived, pretrained, finetuned, [
         'patch_embed.projection.weight',
-        'patch_embed.norm.weight',
         'stages.0.blocks.0.attn.w_msa.qkv.weight',
         'stages.2.blocks.0.ffn.layers.0.0.weight',
-        'stages.3.blocks.0.attn.w_msa.proj.bias',
         'stages.2.downsample.reduction.weight',
+        'stages.3.blocks.0.norm2.weight',
         'norm3.weight',
     ])
-    # Window 4 -> 7: the tables were resized (7^2 -> 13^2 offsets), not
-    # left at their random initialisation.
+    # Window 4 -> 7 happened at fine-tuning (7^2 -> 13^2 offsets).
     key = 'stages.1.blocks.0.attn.w_msa.relative_position_bias_table'
-    src, dst = ckpt[f'backbone.{key}'], loaded[key]
-    assert src.shape == (7 * 7, 2) and dst.shape == (13 * 13, 2)
-    centre = dst.view(13, 13, 2)[6, 6]
-    torch.testing.assert_close(centre, src.view(7, 7, 2)[3, 3])
+    assert pretrained[key].shape == (7 * 7, 2)
+    assert arrived[key].shape == (13 * 13, 2)
+    # The three extra output norms of detection are the only new tensors.
+    assert {k.split('.')[0] for k in set(arrived) - set(finetuned)} == \
+        {'norm0', 'norm1', 'norm2'}
 
-    print('Mask R-CNN metrics after 2 iterations:', metrics)
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
                 'coco/segm_mAP_50'):
         assert key in metrics and math.isfinite(metrics[key]), key
         assert 0 <= metrics[key] <= 1 or metrics[key] == -1
 
 
-def test_vit_checkpoint_into_upernet(vit_checkpoint, tmp_path,
-                                     tmp_path_factory):
-    path, ckpt = vit_checkpoint
+def test_vit_chain_into_upernet(vit_chain, tmp_path, tmp_path_factory):
+    pretrained, finetuned, path = vit_chain
     ade = make_ade20k(
         str(tmp_path_factory.mktemp('ade')), num_images=4,
         image_size=(128, 128))
     cfg = segmentation_config(tmp_path / 'train', ade, path)
-    loaded, metrics = _run_and_test(cfg, tmp_path)
+    arrived, metrics, result = _train_and_test(cfg, tmp_path)
 
-    _assert_equal(loaded, ckpt, [
+    # Every tensor of the fine-tuned ViT's encoder arrived: as saved, the
+    # position embedding resized from 4 x 4 to 8 x 8 patches.
+    encoder = {k: v for k, v in finetuned.items() if not k.startswith('ln2')}
+    for key, value in encoder.items():
+        if key == 'pos_embed':
+            value = resize_pos_embed(value, (4, 4), (8, 8), 'bicubic', 1)
+        torch.testing.assert_close(arrived[key], value, rtol=0, atol=0)
+    _assert_fine_tuned(arrived, pretrained, finetuned, [
         'patch_embed.projection.weight',
         'cls_token',
         'layers.0.attn.qkv.weight',
@@ -272,13 +324,28 @@ def test_vit_checkpoint_into_upernet(vit_checkpoint, tmp_path,
         'layers.2.ffn.layers.0.0.weight',
         'layers.1.ln2.weight',
     ])
-    # 64 px -> 128 px: pos_embed resized from 4 x 4 to 8 x 8 patches; the
-    # class token's position is kept.
-    src, dst = ckpt['backbone.pos_embed'], loaded['pos_embed']
-    assert src.shape == (1, 1 + 16, 64) and dst.shape == (1, 1 + 64, 64)
-    torch.testing.assert_close(dst[:, 0], src[:, 0])
+    # Only BEiT's additions are new, and start as the reference starts them.
+    new = set(arrived) - set(encoder)
+    assert {k.split('.', 2)[2] for k in new} == {
+        'attn.relative_position_bias_table', 'attn.relative_position_index',
+        'gamma_1', 'gamma_2'
+    }
+    for i in range(VIT_ARCH['num_layers']):
+        table = arrived[f'layers.{i}.attn.relative_position_bias_table']
+        assert table.shape == ((2 * 8 - 1)**2 + 3, 2)
+        assert not table.any()
+        assert (arrived[f'layers.{i}.gamma_1'] == 1).all()
+        assert (arrived[f'layers.{i}.gamma_2'] == 1).all()
+    # The one line the load printed.
+    report = [
+        line for line in result.stdout.splitlines()
+        if 'FastMIMBEiTViT: a plain ViT checkpoint; new:' in line
+    ]
+    assert len(report) == 1, result.stdout[-3000:]
+    assert 'attn.relative_position_bias_table 228x2 = 0 in 4 blocks' in \
+        report[0]
+    assert 'gamma_1 64 = 1 in 4 blocks' in report[0]
 
-    print('UperNet metrics after 2 iterations:', metrics)
     for key in ('aAcc', 'mIoU', 'mAcc'):
         assert key in metrics and math.isfinite(metrics[key]), key
         assert 0 <= metrics[key] <= 100

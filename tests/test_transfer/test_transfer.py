@@ -13,14 +13,17 @@ import uuid
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.utils import import_modules_from_strings
 from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
 from fastmim_mm.datasets import make_ade20k, make_coco_instances
 from fastmim_mm.datasets.synthetic_downstream import coco_class_names
 
 from ..conftest import (CONFIG_DIR, ROOT, TINY_SWIN, TINY_VIT, run_train_py,
                         runner_config)
-from .test_benchmark_configs import DET, SEG
+from .test_benchmark_configs import DET, SEG, _registries
 
 TEST_PY = ROOT / 'tools' / 'test.py'
 BENCH = CONFIG_DIR / 'fastmim' / 'benchmarks'
@@ -349,3 +352,46 @@ def test_vit_chain_into_upernet(vit_chain, tmp_path, tmp_path_factory):
     for key in ('aAcc', 'mIoU', 'mAcc'):
         assert key in metrics and math.isfinite(metrics[key]), key
         assert 0 <= metrics[key] <= 100
+
+
+@pytest.mark.parametrize('task', ['detection', 'segmentation'])
+def test_pretraining_checkpoints_still_load(task, tmp_path):
+    """Skipping fine-tuning: a FastMIM pre-training checkpoint (encoder,
+    decoder, mask token) loads into both transfer models with every encoder
+    tensor used; Swin's window-4 tables are resized to window 7, the ViT's
+    128-px position embedding to the crop (its final norm is not used)."""
+    swin = task == 'detection'
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        algorithm = PRETRAIN_MODELS.build(PRETRAIN_SWIN if swin else
+                                          PRETRAIN_VIT)
+        algorithm.init_weights()
+    path = str(tmp_path / 'pretrained.pth')
+    torch.save(dict(state_dict=algorithm.state_dict()), path)
+    pretrained = _backbone(algorithm.state_dict())
+    build_config = detection_config if swin else segmentation_config
+    cfg = build_config(tmp_path, str(tmp_path), path)
+    import_modules_from_strings(**cfg.custom_imports)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = _registries(cfg.default_scope).build(cfg.model)
+        model.init_weights()
+    arrived = model.backbone.state_dict()
+
+    resized = {'pos_embed'} | {
+        k
+        for k in pretrained if 'relative_position' in k  # window 4 -> 7
+    }
+    unused = set() if swin else {'ln1.weight', 'ln1.bias'}
+    assert set(pretrained) - unused <= set(arrived)
+    for key in set(pretrained) - resized - unused:
+        assert torch.equal(arrived[key], pretrained[key]), key
+    if swin:
+        key = 'stages.1.blocks.0.attn.w_msa.relative_position_bias_table'
+        src, dst = pretrained[key], arrived[key]
+        assert src.shape == (7 * 7, 2) and dst.shape == (13 * 13, 2)
+        torch.testing.assert_close(
+            dst.view(13, 13, 2)[6, 6], src.view(7, 7, 2)[3, 3])
+    else:
+        src, dst = pretrained['pos_embed'], arrived['pos_embed']
+        assert src.shape == (1, 1 + 16, 64) and dst.shape == (1, 1 + 64, 64)
+        torch.testing.assert_close(
+            dst, resize_pos_embed(src, (4, 4), (8, 8), 'bicubic', 1))

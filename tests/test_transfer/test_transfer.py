@@ -342,7 +342,7 @@ def test_vit_chain_into_upernet(vit_chain, tmp_path, tmp_path_factory):
     # The one line the load printed.
     report = [
         line for line in result.stdout.splitlines()
-        if 'FastMIMBEiTViT: a plain ViT checkpoint; new:' in line
+        if 'FastMIMBEiTViT: new, not in the checkpoint:' in line
     ]
     assert len(report) == 1, result.stdout[-3000:]
     assert 'attn.relative_position_bias_table 228x2 = 0 in 4 blocks' in \

@@ -58,9 +58,8 @@ class FastMIMBEiTViT(BEiTViT):
         new, split = {}, 0
         for i, layer in enumerate(self.layers):
             block = f'{prefix}layers.{i}.'
-            if block + 'attn.qkv.weight' not in state_dict \
-                    or block + 'gamma_1' in state_dict:
-                continue  # not a plain ViT block
+            if block + 'attn.qkv.weight' not in state_dict:
+                continue  # the checkpoint does not have this block
             qkv_bias = block + 'attn.qkv.bias'
             if layer.attn.bias == 'qv_bias' and qkv_bias in state_dict:
                 q, _, v = state_dict.pop(qkv_bias).chunk(3)
@@ -79,7 +78,7 @@ class FastMIMBEiTViT(BEiTViT):
                     new.setdefault(name, []).append(value)
         if not (new or split):
             return
-        message = f'{type(self).__name__}: a plain ViT checkpoint; new: ' + \
+        message = f'{type(self).__name__}: new, not in the checkpoint: ' + \
             ', '.join(
                 f'{name} {"x".join(map(str, values[0].shape))} = '
                 f'{values[0].flatten()[0].item():g} in {len(values)} blocks'

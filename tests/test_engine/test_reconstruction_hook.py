@@ -43,3 +43,7 @@ def test_panels_leave_training_streams_alone(image_folder, tmp_path, records,
     # Same images and mask each epoch; the predictions have trained on.
     assert first.shape == second.shape
     assert not np.array_equal(first, second)
+    # The masked blocks are framed in red in the prediction column only.
+    red = (first[..., 0] == 255) & (first[..., 1] == 0) & (first[..., 2] == 0)
+    width = (first.shape[1] - 4) // 4
+    assert red[:, 3 * width + 4:].any() and not red[:, :3 * width + 4].any()

@@ -16,3 +16,19 @@ if ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
         "or set PYTHON=/path/to/python." >&2
     exit 1
 fi
+
+# torchrun_python NUM_PROCESSES SCRIPT [ARGS]: SCRIPT in NUM_PROCESSES
+# workers of this node through torchrun, the repository importable. Several
+# nodes: NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
+torchrun_python() {
+    local nproc=$1
+    shift
+    PYTHONPATH="$_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+    "$PYTHON" -m torch.distributed.run \
+        --nnodes="${NNODES:-1}" \
+        --node_rank="${NODE_RANK:-0}" \
+        --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+        --nproc_per_node="$nproc" \
+        --master_port="${PORT:-29500}" \
+        "$@"
+}

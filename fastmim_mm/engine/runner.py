@@ -179,11 +179,11 @@ class FastMIMRunner(Runner):
             return None
         dataset = loader.dataset
         root = getattr(dataset, 'data_root', None)
-        return (f'{what} data: {len(dataset)} samples ({type(dataset).__name__}'
-                + (f' in {root}' if root else '') + f'), batch '
-                f'{loader.batch_size} x {self.world_size} process'
-                + ('es' if self.world_size > 1 else '')
-                + f', {len(loader)} iterations per epoch')
+        source = type(dataset).__name__ + (f' in {root}' if root else '')
+        processes = 'process' if self.world_size == 1 else 'processes'
+        return (f'{what} data: {len(dataset)} samples ({source}), batch '
+                f'{loader.batch_size} x {self.world_size} {processes}, '
+                f'{len(loader)} iterations per epoch')
 
     def _weights_summary(self, model) -> str:
         if self._has_loaded:

@@ -18,7 +18,8 @@ import re
 from typing import Iterable, Optional, Set
 
 from mmengine.config import Config
-from mmengine.runner import find_latest_checkpoint
+from mmengine.runner import (EpochBasedTrainLoop, IterBasedTrainLoop,
+                             find_latest_checkpoint)
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -125,6 +126,12 @@ def _registered(type_name: str, scope: str) -> list:
     return found
 
 
+def _train_loop(train_cfg: dict):
+    """The loop MMEngine builds from a ``train_cfg`` without ``type``."""
+    return (EpochBasedTrainLoop
+            if train_cfg.get('by_epoch', True) else IterBasedTrainLoop)
+
+
 def _accepted(path: tuple, node: dict, scope: str) -> Optional[Set[str]]:
     """The keys the dict at ``path`` may hold; None where unknown."""
     if 'type' in node:
@@ -141,9 +148,7 @@ def _accepted(path: tuple, node: dict, scope: str) -> Optional[Set[str]]:
                 ('test_dataloader', )):
         return _DATALOADER_KEYS | _arguments(DataLoader)
     if path == ('train_cfg', ):
-        from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
-        loop = (EpochBasedTrainLoop
-                if node.get('by_epoch', True) else IterBasedTrainLoop)
+        loop = _train_loop(node)
         return {'by_epoch'} | _arguments(loop) - {'runner', 'dataloader'}
     if path == ('randomness', ):
         return {'seed', 'diff_rank_seed', 'deterministic'}
@@ -185,8 +190,7 @@ def unknown_key_message(cfg: Config, full_key: str) -> Optional[str]:
             return f'has no top-level key {key!r}.{suggestion}'
         owner = node.get('type', _TYPELESS.get(path[0], 'MMEngine'))
         if path == ('train_cfg', ) and 'type' not in node:
-            owner = ('EpochBasedTrainLoop' if node.get('by_epoch', True)
-                     else 'IterBasedTrainLoop')
+            owner = _train_loop(node)
         owner = getattr(owner, '__name__', owner)
         return (f'has no key {key!r} in {where}, and {owner} takes no '
                 f'argument {key!r}.{suggestion}')

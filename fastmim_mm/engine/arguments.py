@@ -6,9 +6,12 @@ run trains with the config's value. Here a key that does not exist is
 accepted only where something will read it: a top-level setting the
 Runner knows, or an argument of the class a ``type`` names (or of the
 loop, data loader or randomness set-up MMEngine builds from a dict
-without ``type``). Below a class that takes ``**kwargs``, or a value that
-is not a dict, nothing can be checked and any key passes. A key meant to
-be new is written with a leading ``+`` (``+my_key=1``).
+without ``type``; ``**kwargs`` handed to a base class count as the base's
+arguments). Below a class whose ``**kwargs`` go anywhere else, or below a
+value that is not a dict, nothing can be checked and any key passes. A key
+meant to be new is written with a leading ``+`` (``+my_key=1``).
+
+``--resume`` without a path: refused when the work dir has no checkpoint.
 """
 import difflib
 import importlib

@@ -12,7 +12,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
 from mmengine.registry import RUNNERS
-from mmengine.runner import BaseLoop, Runner
+from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
 
 # Records MMEngine and the optimiser constructors log at INFO before
 # training starts: hundreds of lines a user reads in the log file if at all.
@@ -173,24 +173,28 @@ class FastMIMRunner(Runner):
     def _data_summary(self) -> Optional[str]:
         if isinstance(self._train_loop, BaseLoop):
             loader, what = self._train_loop.dataloader, 'train'
+            steps = 'iterations per epoch'
         elif isinstance(self._test_loop, BaseLoop):
-            loader, what = self._test_loop.dataloader, 'test'
+            loader, what, steps = self._test_loop.dataloader, 'test', 'batches'
         else:
             return None
         dataset = loader.dataset
         root = getattr(dataset, 'data_root', None)
         source = type(dataset).__name__ + (f' in {root}' if root else '')
         processes = 'process' if self.world_size == 1 else 'processes'
-        return (f'{what} data: {len(dataset)} samples ({source}), batch '
-                f'{loader.batch_size} x {self.world_size} {processes}, '
-                f'{len(loader)} iterations per epoch')
+        try:
+            sizes = f'{len(dataset)} samples ({source}), '
+            count = f', {len(loader)} {steps}'
+        except TypeError:  # an iterable dataset has no length
+            sizes, count = f'{source}, ', ''
+        return (f'{what} data: {sizes}batch {loader.batch_size} x '
+                f'{self.world_size} {processes}{count}')
 
     def _weights_summary(self, model) -> str:
         if self._has_loaded:
             verb = 'resumed from' if self._resume else 'loaded from'
             path = self._load_from
             if path is None:
-                from mmengine.runner import find_latest_checkpoint
                 path = find_latest_checkpoint(self.work_dir)
             return f'{verb} {path}'
         pretrained = []

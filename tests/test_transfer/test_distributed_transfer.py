@@ -60,3 +60,8 @@ def test_upernet_in_two_cpu_processes(tmp_path):
                      tmp_path / 'test', '--cfg-options', 'log_level=INFO')
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r'Iter\(test\) \[2/2\] .*mIoU: [\d.]+', result.stdout)
+    assert re.search(
+        r'Built EncoderDecoder \(VisionTransformer backbone\); [\d.]+ M '
+        r'parameters; test data: 4 samples \(ADE20KDataset in \S+\), batch 1 '
+        r'x 2 processes, 2 batches; weights: loaded from ' +
+        re.escape(checkpoint), result.stdout)

@@ -61,7 +61,7 @@ def test_upernet_in_two_cpu_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r'Iter\(test\) \[2/2\] .*mIoU: [\d.]+', result.stdout)
     assert re.search(
-        r'Built EncoderDecoder \(VisionTransformer backbone\); [\d.]+ M '
+        r'Built EncoderDecoder \(\w+ backbone\); [\d.]+ M '
         r'parameters; test data: 4 samples \(ADE20KDataset in \S+\), batch 1 '
         r'x 2 processes, 2 batches; weights: loaded from ' +
         re.escape(checkpoint), result.stdout)

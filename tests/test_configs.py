@@ -53,6 +53,11 @@ def test_config_builds_with_paper_recipe(path):
     assert warmup.type == 'LinearLR' and cosine.type == 'CosineAnnealingLR'
     assert cosine.end == epochs and cosine.eta_min == 0 or 'demo' in name
 
+    # Panels in every pre-training run, changeable from the command line.
+    panels = cfg.default_hooks.reconstruction
+    assert panels.type == 'FastMIMReconstructionHook'
+    assert 1 <= panels.interval <= epochs // 2
+
     hooks = {h.type: h for h in cfg.get('custom_hooks', [])}
     if 'ProgressiveResolutionHook' in hooks:
         # lr per 256 images; the hook scales it by the effective batch.

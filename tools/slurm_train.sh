@@ -2,6 +2,8 @@
 # Usage: [GPUS=16 GPUS_PER_NODE=8 CPUS_PER_TASK=5 SRUN_ARGS=...] \
 #   tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py options]
 # One task per GPU; MMEngine reads the rank and world size from Slurm.
+# Runs the project's .venv python when it exists (else python from PATH,
+# or $PYTHON); the nodes must see the same path.
 set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2
@@ -11,6 +13,7 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
+source "$(dirname "$0")/python_env.sh"
 
 PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "${PARTITION}" \
@@ -21,5 +24,5 @@ srun -p "${PARTITION}" \
     --cpus-per-task="${CPUS_PER_TASK}" \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    python -u "$(dirname "$0")/train.py" "${CONFIG}" \
+    "$PYTHON" -u "$(dirname "$0")/train.py" "${CONFIG}" \
     --work-dir="${WORK_DIR}" --launcher="slurm" "${@:5}"

@@ -15,10 +15,12 @@ from functools import partial
 from mmengine.config import Config
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
+from fastmim_mm.engine.arguments import merge_cfg_options
 from fastmim_mm.engine.launch import (add_runner_args, build_runner,
                                       clear_errors, distributed_session, fail,
                                       parse_runner_args, set_work_dir,
                                       setup_launcher)
+from fastmim_mm.engine.runner import use_fastmim_runner
 
 PROG = 'test.py'
 fail = partial(fail, PROG)
@@ -76,8 +78,10 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         fail(f'checkpoint {args.checkpoint} does not exist.')
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(cfg, args.cfg_options)
+    except ValueError as e:
+        fail(str(e))
     cfg = merge_args(cfg, args)
     missing = [
         key for key in ('test_dataloader', 'test_cfg', 'test_evaluator')
@@ -88,6 +92,7 @@ def main(argv=None):
              f'test (a pre-training config? Evaluate a fine-tuning or '
              f'downstream config).')
     setup_launcher(cfg, args.launcher, PROG)
+    use_fastmim_runner(cfg)
     with clear_errors(PROG), distributed_session():
         metrics = build_runner(cfg).test()
     return metrics

@@ -10,10 +10,13 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
+from fastmim_mm.engine.arguments import (auto_resume_error,
+                                         merge_cfg_options)
 from fastmim_mm.engine.launch import (add_runner_args, build_runner,
                                       clear_errors, distributed_session, fail,
                                       parse_runner_args, set_work_dir,
                                       setup_launcher)
+from fastmim_mm.engine.runner import use_fastmim_runner
 
 PROG = 'train.py'
 fail = partial(fail, PROG)
@@ -28,14 +31,14 @@ def parse_args(argv=None):
         type=str,
         const='auto',
         help='resume from the given checkpoint, or, without a path, from the '
-        'latest checkpoint in the work dir')
+        'latest checkpoint in the work dir (refused if it has none)')
     parser.add_argument(
         '--amp', action='store_true',
         help='mixed-precision training (needs a CUDA device): bf16 where the '
         'GPU supports it, else fp16 with dynamic loss scaling')
     parser.add_argument(
         '--compile', action='store_true',
-        help='torch.compile the model\'s train step (cfg.compile=True)')
+        help='torch.compile the model\'s forward pass (cfg.compile=True)')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by actual batch / auto_scale_lr.base_batch_size')
@@ -80,6 +83,9 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
+        error = auto_resume_error(cfg.work_dir)
+        if error:
+            fail(error)
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
@@ -95,10 +101,13 @@ def main(argv=None):
     if not osp.isfile(args.config):
         fail(f'config file {args.config} does not exist.')
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(cfg, args.cfg_options)
+    except ValueError as e:
+        fail(str(e))
     cfg = merge_args(cfg, args)
     setup_launcher(cfg, args.launcher, PROG)
+    use_fastmim_runner(cfg)
     with clear_errors(PROG), distributed_session():
         build_runner(cfg).train()
 

@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/fastmim_swin-base-w4.py',
     '../_base_/datasets/imagenet_fastmim-128px.py',
     '../_base_/schedules/adamw_coslr_pretrain.py',
-    '../_base_/default_runtime.py',
+    '../_base_/pretrain_runtime.py',
 ]
 
 train_dataloader = dict(batch_size=256)

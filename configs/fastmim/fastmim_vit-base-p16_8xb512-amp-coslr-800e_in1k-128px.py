@@ -5,5 +5,5 @@ _base_ = [
     '../_base_/models/fastmim_vit-base-p16.py',
     '../_base_/datasets/imagenet_fastmim-128px.py',
     '../_base_/schedules/adamw_coslr_pretrain.py',
-    '../_base_/default_runtime.py',
+    '../_base_/pretrain_runtime.py',
 ]

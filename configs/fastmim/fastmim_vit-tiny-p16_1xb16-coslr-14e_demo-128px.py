@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/models/fastmim_vit-base-p16.py',
     '../_base_/datasets/imagenet_fastmim-128px.py',
     '../_base_/schedules/adamw_coslr_pretrain.py',
-    '../_base_/default_runtime.py',
+    '../_base_/pretrain_runtime.py',
 ]
 
 model = dict(
@@ -47,6 +47,6 @@ auto_scale_lr = dict(base_batch_size=16)
 
 default_hooks = dict(
     logger=dict(interval=16),
-    checkpoint=dict(interval=14, max_keep_ckpts=1))
-custom_hooks = [dict(type='FastMIMReconstructionHook', interval=7)]
+    checkpoint=dict(interval=14, max_keep_ckpts=1),
+    reconstruction=dict(interval=7))
 randomness = dict(seed=0, diff_rank_seed=False)

@@ -1,9 +1,11 @@
 """Pictures of what FastMIM sees and predicts: input, masked input, HOG."""
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+MASK_COLOUR = (255, 0, 0)
 
 
 def denormalize(imgs: np.ndarray, mean: Sequence[float],
@@ -52,13 +54,20 @@ def hog_to_image(hog: np.ndarray, nbins: int = 9,
     return (img * 255).astype(np.uint8)
 
 
-def make_panel(images: np.ndarray, masked: np.ndarray, target: np.ndarray,
-               pred: np.ndarray, nbins: int = 9) -> Image.Image:
+def make_panel(images: np.ndarray,
+               masked: np.ndarray,
+               target: np.ndarray,
+               pred: np.ndarray,
+               nbins: int = 9,
+               mask: Optional[np.ndarray] = None) -> Image.Image:
     """One row per image: input | masked input | HOG target | predicted HOG.
 
     Args:
         images, masked: B x H x W x 3 uint8.
         target, pred: B x (3 * nbins) x h x w HOG maps.
+        mask (ndarray, optional): B x h' x w', non-zero for the masked
+            blocks (the loss's blocks); they are framed in red in the
+            prediction column.
     """
     B, H, W, _ = images.shape
     title_h, pad = 16, 4
@@ -76,5 +85,19 @@ def make_panel(images: np.ndarray, masked: np.ndarray, target: np.ndarray,
         ]
         for col, cell in enumerate(cells):
             tile = Image.fromarray(cell).resize((W, H), Image.BILINEAR)
+            if col == 3 and mask is not None:
+                _frame_blocks(tile, mask[row])
             panel.paste(tile, (pad + col * (W + pad), y))
     return panel
+
+
+def _frame_blocks(tile: Image.Image, mask: np.ndarray) -> None:
+    """Draw a red frame around every masked block of ``tile``."""
+    h, w = mask.shape
+    bh, bw = tile.height / h, tile.width / w
+    draw = ImageDraw.Draw(tile)
+    for i, j in zip(*np.nonzero(mask)):
+        draw.rectangle(
+            (round(j * bw), round(i * bh), round((j + 1) * bw) - 1,
+             round((i + 1) * bh) - 1),
+            outline=MASK_COLOUR)

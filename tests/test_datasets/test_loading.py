@@ -77,8 +77,11 @@ def test_unusual_images_load_as_rgb(tmp_path):
                                   'notes.jpg'])
 def test_broken_images_raise_naming_the_file(tmp_path, name):
     write_broken(tmp_path)
-    with pytest.raises(BrokenImageError, match=name):
+    with pytest.raises(BrokenImageError, match=name) as error:
         SafeLoadImageFromFile()(dict(img_path=str(tmp_path / name)))
+    assert str(error.value).endswith(
+        'set skip_broken=True on SafeLoadImageFromFile in the pipeline to '
+        'skip such files.')
 
 
 def test_opt_in_skipping_draws_other_samples(tmp_path, monkeypatch):
@@ -105,6 +108,8 @@ def test_opt_in_skipping_draws_other_samples(tmp_path, monkeypatch):
     assert logged[0].startswith('skipped broken image (1 so far in this '
                                 'process): ')
     assert any('truncated.jpg' in m for m in logged)
+    # Skipping is on: nothing advises turning it on.
+    assert not any('skip_broken' in m for m in logged)
 
     strict = CustomDataset(
         data_root=str(tmp_path), ann_file='ann.txt',

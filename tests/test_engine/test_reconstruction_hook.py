@@ -4,6 +4,9 @@ import torch
 from mmengine.runner import Runner
 from PIL import Image
 
+from fastmim_mm.engine import FastMIMRunner
+from fastmim_mm.engine.arguments import merge_cfg_options
+
 from ..conftest import runner_config
 
 
@@ -43,3 +46,22 @@ def test_panels_leave_training_streams_alone(image_folder, tmp_path, records,
     # Same images and mask each epoch; the predictions have trained on.
     assert first.shape == second.shape
     assert not np.array_equal(first, second)
+    # The masked blocks are framed in red in the prediction column only.
+    red = (first[..., 0] == 255) & (first[..., 1] == 0) & (first[..., 2] == 0)
+    width = (first.shape[1] - 4) // 4
+    assert red[:, 3 * width + 4:].any() and not red[:, :3 * width + 4].any()
+
+
+def test_panels_switch_off_from_the_command_line(image_folder, tmp_path):
+    """`--cfg-options default_hooks.reconstruction=None` (MMEngine's own
+    Runner accepts None only for its six default hooks)."""
+    cfg = runner_config(tmp_path, image_folder)
+    cfg.default_hooks.reconstruction = dict(
+        type='FastMIMReconstructionHook')
+    hooks = [type(h).__name__ for h in FastMIMRunner.from_cfg(cfg).hooks]
+    assert 'FastMIMReconstructionHook' in hooks
+    merge_cfg_options(cfg, {'default_hooks.reconstruction': None})
+    cfg.experiment_name += '_off'
+    hooks = [type(h).__name__ for h in FastMIMRunner.from_cfg(cfg).hooks]
+    assert 'FastMIMReconstructionHook' not in hooks
+    assert 'CheckpointHook' in hooks

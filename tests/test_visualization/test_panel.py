@@ -34,3 +34,24 @@ def test_panel_layout_and_denormalize():
     maps = np.random.rand(2, 27, 4, 4).astype(np.float32)
     panel = make_panel(back, back, maps, maps)
     assert panel.size == (4 * 36 + 4, 16 + 2 * 36)
+
+
+def test_prediction_column_frames_the_masked_blocks():
+    images = np.full((1, 32, 32, 3), 128, np.uint8)
+    maps = np.zeros((1, 27, 4, 4), np.float32)
+    mask = np.zeros((1, 2, 2), np.uint8)
+    mask[0, 1, 0] = 1  # bottom-left 16 x 16 block
+    panel = np.asarray(make_panel(images, images, maps, maps, mask=mask))
+    red = (panel[..., 0] == 255) & (panel[..., 1] == 0) & (panel[..., 2] == 0)
+    # Only the prediction column (x from 4 + 3 * 36) has red, and only on
+    # the frame of the masked block: rows 16 + 16..31, columns 112..127.
+    ys, xs = np.nonzero(red)
+    assert xs.min() == 112 and xs.max() == 127
+    assert ys.min() == 32 and ys.max() == 47
+    frame = red[32:48, 112:128]
+    assert frame[0].all() and frame[-1].all()
+    assert frame[:, 0].all() and frame[:, -1].all()
+    assert not frame[1:-1, 1:-1].any()
+    assert not red[16:32].any()  # the visible blocks stay unmarked
+    unmasked = np.asarray(make_panel(images, images, maps, maps))
+    assert not ((unmasked[..., 0] == 255) & (unmasked[..., 1] == 0)).any()

@@ -59,9 +59,7 @@ def decode_bgr(data: bytes, filename: str) -> np.ndarray:
             rgb = _to_rgb(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise BrokenImageError(
-            f'cannot decode image {filename} ({len(data)} bytes): {e}. '
-            f'Remove or replace the file, or set skip_broken=True on the '
-            f'loading transform to skip such files.') from e
+            f'cannot decode image {filename} ({len(data)} bytes): {e}') from e
     return np.ascontiguousarray(np.asarray(rgb)[..., ::-1])
 
 
@@ -90,7 +88,10 @@ class ImageLoadingTransform(BaseTransform):
             return self.load(results)
         except BrokenImageError as e:
             if not self.skip_broken:
-                raise
+                raise BrokenImageError(
+                    f'{e}. Remove or replace the file, or set '
+                    f'skip_broken=True on {type(self).__name__} in the '
+                    f'pipeline to skip such files.') from e
             self.num_skipped += 1
             print_log(
                 f'skipped broken image ({self.num_skipped} so far in this '

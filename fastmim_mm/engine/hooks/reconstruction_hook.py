@@ -12,7 +12,8 @@ from ...visualization import denormalize, make_panel
 
 @HOOKS.register_module()
 class FastMIMReconstructionHook(Hook):
-    """Save a PNG panel (input, masked input, HOG target, predicted HOG).
+    """Save a PNG panel (input, masked input, HOG target, predicted HOG,
+    the masked blocks framed in red).
 
     The images are the first ``num_images`` of the first training batch,
     masked with a fixed seed, so panels of successive epochs compare like
@@ -79,7 +80,8 @@ class FastMIMReconstructionHook(Hook):
                         std),
             out['target'].cpu().numpy(),
             out['pred'].cpu().numpy(),
-            nbins=getattr(model.target_generator, 'nbins', 9))
+            nbins=getattr(model.target_generator, 'nbins', 9),
+            mask=out['mask'].cpu().numpy())
         out_dir = self.out_dir or osp.join(runner.work_dir, 'reconstructions')
         os.makedirs(out_dir, exist_ok=True)
         path = osp.abspath(osp.join(out_dir, f'reconstruction_{tag}.png'))

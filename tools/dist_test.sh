@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Usage: tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [test.py options]
+# One node, NUM_PROCESSES workers through torchrun: GPUs with NCCL, or CPU
+# processes with gloo when no GPU is present. Several nodes: set NNODES,
+# NODE_RANK, MASTER_ADDR (and PORT) on every node. Runs the project's .venv
+# python when it exists (else python from PATH, or $PYTHON).
+set -euo pipefail
+source "$(dirname "$0")/python_env.sh"
+torchrun_python "$3" "$(dirname "$0")/test.py" "$1" "$2" --launcher pytorch \
+    "${@:4}"

@@ -59,6 +59,25 @@ def test_loss_on_fixed_mask_equals_manual_computation():
     assert model.backbone.pos_embed.grad is None
 
 
+def test_loss_is_float32_under_mixed_precision():
+    """A bf16 prediction gives a float32 loss equal to the float64 formula:
+    MIMHead's mse_loss autocasts to float32 (on CPU and CUDA)."""
+    model = build(TINY_VIT)
+    inputs = torch.randn(2, 3, 64, 64)
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[0, :3] = True
+    mask[1, :, 1:] = True
+    model.mask_generator = FixedMask(mask, 16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = model.loss(inputs, None)['loss']
+        pred = model.predict_blocks(inputs, mask)
+    assert pred.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    target = model.target_generator.block_targets(inputs, 16)
+    sq = ((pred.double() - target.double())**2).mean(-1)
+    torch.testing.assert_close(
+        loss.double(), sq[mask.flatten(1)].mean(), rtol=1e-6, atol=0)
+
+
 def test_state_dict_holds_what_a_checkpoint_should():
     model = build(TINY_VIT)
     keys = set(model.state_dict())

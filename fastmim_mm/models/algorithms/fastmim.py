@@ -30,7 +30,10 @@ class FastMIM(BaseSelfSupervisor):
         backbone (dict): Encoder config, e.g. ``FastMIMViT``,
             ``SwinTransformer`` or ``ResNet``.
         neck (dict): Decoder config, ``FastMIMNeck``.
-        head (dict): Loss config. Defaults to ``FastMIMHead``.
+        head (dict): Loss config. Defaults to ``MIMHead`` with
+            ``PixelReconstructionLoss(criterion='L2')``: the squared error
+            averaged over each block's target values, then over the masked
+            blocks (float32 under AMP, as ``mse_loss`` autocasts to it).
         target_generator (dict): Target config. Defaults to
             ``FastMIMHOGGenerator``.
         mask_generator (dict): Masking config. Defaults to
@@ -47,7 +50,10 @@ class FastMIM(BaseSelfSupervisor):
     def __init__(self,
                  backbone: dict,
                  neck: dict,
-                 head: dict = dict(type='FastMIMHead'),
+                 head: dict = dict(
+                     type='MIMHead',
+                     loss=dict(type='PixelReconstructionLoss',
+                               criterion='L2')),
                  target_generator: dict = dict(type='FastMIMHOGGenerator'),
                  mask_generator: dict = dict(type='FastMIMMaskGenerator'),
                  input_size: Union[int, Tuple[int, int]] = 128,

@@ -3,9 +3,11 @@ import copy
 import pytest
 import torch
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
+from mmpretrain.models.utils.attention import ShiftWindowMSA
 from mmpretrain.registry import MODELS
+from torch import nn
 
-from fastmim_mm.models import blockify
+from fastmim_mm.models import FastMIM, blockify
 
 from ..conftest import FixedMask, TINY_RESNET, TINY_SWIN, TINY_VIT
 
@@ -126,6 +128,38 @@ def test_build_refuses_window_that_does_not_tile():
     with pytest.raises(ValueError, match='window size 4'):
         build(TINY_SWIN, input_size=96,
               **{'backbone.stage_cfgs.block_cfgs.window_size': 4})
+
+
+def test_window_check_leaves_no_hook_behind():
+    """The window check hooks the model's ShiftWindowMSA modules only for
+    the dry run, also when it fails, and registers no global hook."""
+    from torch.nn.modules import module as torch_module
+    global_hooks = dict(torch_module._global_forward_pre_hooks)
+    model = build(TINY_SWIN)
+    with pytest.raises(ValueError, match='window size 2'):
+        model.check_input_size((96, 96))
+    attns = [m for m in model.modules() if isinstance(m, ShiftWindowMSA)]
+    assert len(attns) == 4
+    assert not any(m._forward_pre_hooks for m in attns)
+    assert torch_module._global_forward_pre_hooks == global_hooks
+    model.check_input_size((128, 128))  # 32, 16, 8, 4 tokens: tiled
+
+
+def test_plain_load_state_dict_refuses_another_architecture():
+    """torch's own load_state_dict runs the check too (a public load hook;
+    torch's private _load_from_state_dict is not overridden)."""
+    assert '_load_from_state_dict' not in vars(FastMIM)
+    state = build(TINY_VIT).state_dict()
+    deeper = build(TINY_VIT, **{'backbone.arch.num_layers': 3})
+    with pytest.raises(ValueError, match=r'^the checkpoint does not fit.*'
+                       r'12 tensors are missing'):
+        deeper.load_state_dict(state)
+    # A checkpoint saved in another model's state dict (prefix) is not
+    # checked: the check is for whole FastMIM checkpoints only.
+    outer = nn.ModuleDict(dict(inner=deeper))
+    result = outer.load_state_dict(
+        {f'inner.{k}': v for k, v in state.items()}, strict=False)
+    assert len(result.missing_keys) == 12
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):

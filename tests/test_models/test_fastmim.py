@@ -36,13 +36,19 @@ def test_mask_token_replaces_exactly_the_masked_pixels():
         assert torch.equal(out[:, c][~pixel], inputs[:, c][~pixel])
 
 
-def test_loss_on_fixed_mask_equals_manual_computation():
+def vit_with_fixed_mask():
+    """A tiny ViT FastMIM whose mask generator returns a fixed mask."""
     model = build(TINY_VIT)
     inputs = torch.randn(2, 3, 64, 64)
     mask = torch.zeros(2, 4, 4, dtype=torch.bool)
     mask[0, :3] = True
     mask[1, :, 1:] = True
     model.mask_generator = FixedMask(mask, 16)
+    return model, inputs, mask
+
+
+def test_loss_on_fixed_mask_equals_manual_computation():
+    model, inputs, mask = vit_with_fixed_mask()
     loss = model.loss(inputs, None)['loss']
 
     masked = inputs.clone()
@@ -64,12 +70,7 @@ def test_loss_on_fixed_mask_equals_manual_computation():
 def test_loss_is_float32_under_mixed_precision():
     """A bf16 prediction gives a float32 loss equal to the float64 formula:
     MIMHead's mse_loss autocasts to float32 (on CPU and CUDA)."""
-    model = build(TINY_VIT)
-    inputs = torch.randn(2, 3, 64, 64)
-    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
-    mask[0, :3] = True
-    mask[1, :, 1:] = True
-    model.mask_generator = FixedMask(mask, 16)
+    model, inputs, mask = vit_with_fixed_mask()
     with torch.autocast('cpu', dtype=torch.bfloat16):
         loss = model.loss(inputs, None)['loss']
         pred = model.predict_blocks(inputs, mask)

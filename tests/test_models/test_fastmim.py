@@ -3,9 +3,11 @@ import copy
 import pytest
 import torch
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
+from mmpretrain.models.utils.attention import ShiftWindowMSA
 from mmpretrain.registry import MODELS
+from torch import nn
 
-from fastmim_mm.models import blockify
+from fastmim_mm.models import FastMIM, blockify
 
 from ..conftest import FixedMask, TINY_RESNET, TINY_SWIN, TINY_VIT
 
@@ -34,13 +36,19 @@ def test_mask_token_replaces_exactly_the_masked_pixels():
         assert torch.equal(out[:, c][~pixel], inputs[:, c][~pixel])
 
 
-def test_loss_on_fixed_mask_equals_manual_computation():
+def vit_with_fixed_mask():
+    """A tiny ViT FastMIM whose mask generator returns a fixed mask."""
     model = build(TINY_VIT)
     inputs = torch.randn(2, 3, 64, 64)
     mask = torch.zeros(2, 4, 4, dtype=torch.bool)
     mask[0, :3] = True
     mask[1, :, 1:] = True
     model.mask_generator = FixedMask(mask, 16)
+    return model, inputs, mask
+
+
+def test_loss_on_fixed_mask_equals_manual_computation():
+    model, inputs, mask = vit_with_fixed_mask()
     loss = model.loss(inputs, None)['loss']
 
     masked = inputs.clone()
@@ -57,6 +65,20 @@ def test_loss_on_fixed_mask_equals_manual_computation():
     assert model.mask_token.grad is not None
     assert model.mask_token.grad.abs().sum() > 0
     assert model.backbone.pos_embed.grad is None
+
+
+def test_loss_is_float32_under_mixed_precision():
+    """A bf16 prediction gives a float32 loss equal to the float64 formula:
+    MIMHead's mse_loss autocasts to float32 (on CPU and CUDA)."""
+    model, inputs, mask = vit_with_fixed_mask()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = model.loss(inputs, None)['loss']
+        pred = model.predict_blocks(inputs, mask)
+    assert pred.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    target = model.target_generator.block_targets(inputs, 16)
+    sq = ((pred.double() - target.double())**2).mean(-1)
+    torch.testing.assert_close(
+        loss.double(), sq[mask.flatten(1)].mean(), rtol=1e-6, atol=0)
 
 
 def test_state_dict_holds_what_a_checkpoint_should():
@@ -107,6 +129,38 @@ def test_build_refuses_window_that_does_not_tile():
     with pytest.raises(ValueError, match='window size 4'):
         build(TINY_SWIN, input_size=96,
               **{'backbone.stage_cfgs.block_cfgs.window_size': 4})
+
+
+def test_window_check_leaves_no_hook_behind():
+    """The window check hooks the model's ShiftWindowMSA modules only for
+    the dry run, also when it fails, and registers no global hook."""
+    from torch.nn.modules import module as torch_module
+    global_hooks = dict(torch_module._global_forward_pre_hooks)
+    model = build(TINY_SWIN)
+    with pytest.raises(ValueError, match='window size 2'):
+        model.check_input_size((96, 96))
+    attns = [m for m in model.modules() if isinstance(m, ShiftWindowMSA)]
+    assert len(attns) == 4
+    assert not any(m._forward_pre_hooks for m in attns)
+    assert torch_module._global_forward_pre_hooks == global_hooks
+    model.check_input_size((128, 128))  # 32, 16, 8, 4 tokens: tiled
+
+
+def test_plain_load_state_dict_refuses_another_architecture():
+    """torch's own load_state_dict runs the check too (a public load hook;
+    torch's private _load_from_state_dict is not overridden)."""
+    assert '_load_from_state_dict' not in vars(FastMIM)
+    state = build(TINY_VIT).state_dict()
+    deeper = build(TINY_VIT, **{'backbone.arch.num_layers': 3})
+    with pytest.raises(ValueError, match=r'^the checkpoint does not fit.*'
+                       r'12 tensors are missing'):
+        deeper.load_state_dict(state)
+    # A checkpoint saved in another model's state dict (prefix) is not
+    # checked: the check is for whole FastMIM checkpoints only.
+    outer = nn.ModuleDict(dict(inner=deeper))
+    result = outer.load_state_dict(
+        {f'inner.{k}': v for k, v in state.items()}, strict=False)
+    assert len(result.missing_keys) == 12
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):

@@ -1,16 +1,58 @@
-import torch
+import inspect
 
-from fastmim_mm.models import FastMIMHead, FastMIMNeck
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+from fastmim_mm.models import FastMIM, FastMIMNeck
+
+from ..conftest import CONFIG_DIR
+
+# The algorithm's default head and the one both pre-training bases name.
+HEADS = dict(
+    default=inspect.signature(FastMIM).parameters['head'].default,
+    **{
+        name: Config.fromfile(
+            CONFIG_DIR / '_base_' / 'models' / f'{name}.py').model.head
+        for name in ('fastmim_vit-base-p16', 'fastmim_swin-base-w4')
+    })
+
+
+def masked_block_mse(pred, target, mask):
+    """The formula of the hand-written head MIMHead replaced: per-block mean
+    of squared errors in float32, averaged over the masked blocks."""
+    per_block = (pred.float() - target.float()).pow(2).mean(dim=-1)
+    mask = mask.to(per_block.dtype)
+    return (per_block * mask).sum() / mask.sum()
+
+
+@pytest.mark.parametrize('name', list(HEADS))
+def test_head_is_masked_block_mse_on_random_inputs(name):
+    head = MODELS.build(HEADS[name])
+    gen = torch.Generator().manual_seed(0)
+    # (B, L, D) of the ViT and Swin configs, odd sizes, one to all masked.
+    cases = [((2, 64, 108), .75), ((3, 16, 432), .75), ((1, 7, 5), .5),
+             ((4, 1, 3), 1.), ((2, 9, 9), 1.)]
+    for (B, L, D), ratio in cases:
+        pred = torch.randn(B, L, D, generator=gen) * 3
+        target = torch.rand(B, L, D, generator=gen)
+        mask = torch.rand(B, L, generator=gen) < ratio  # as the model's
+        mask[0, 0] = True
+        loss = head.loss(pred, target, mask)
+        assert loss.dtype == torch.float32 and loss.dim() == 0
+        torch.testing.assert_close(
+            loss, masked_block_mse(pred, target, mask), rtol=1e-6, atol=0)
+        torch.testing.assert_close(
+            loss, ((pred - target)**2).mean(-1)[mask].mean(), rtol=1e-6,
+            atol=0)
 
 
 def test_head_ignores_unmasked_positions():
-    head = FastMIMHead()
+    head = MODELS.build(HEADS['default'])
     pred, target = torch.randn(2, 6, 10), torch.randn(2, 6, 10)
     mask = torch.tensor([[1, 0, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]]).bool()
     loss = head.loss(pred, target, mask)
-    expected = ((pred - target)**2)[mask].mean()
-    torch.testing.assert_close(loss, expected)
-
     changed = pred.clone()
     changed[~mask] += torch.randn_like(changed[~mask]) * 10
     torch.testing.assert_close(head.loss(changed, target, mask), loss)

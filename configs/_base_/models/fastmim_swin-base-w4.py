@@ -25,7 +25,10 @@ model = dict(
         embed_dims=256,
         num_layers=4,
         num_heads=8),
-    head=dict(type='FastMIMHead'),
+    # MSE over each block's target values, averaged over the masked blocks.
+    head=dict(
+        type='MIMHead',
+        loss=dict(type='PixelReconstructionLoss', criterion='L2')),
     target_generator=dict(
         type='FastMIMHOGGenerator', nbins=9, pool=8, gaussian_window=0),
     mask_generator=dict(

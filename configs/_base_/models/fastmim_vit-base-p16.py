@@ -29,7 +29,10 @@ model = dict(
         num_layers=1,
         num_heads=8,
         num_prefix_tokens=1),
-    head=dict(type='FastMIMHead'),
+    # MSE over each block's target values, averaged over the masked blocks.
+    head=dict(
+        type='MIMHead',
+        loss=dict(type='PixelReconstructionLoss', criterion='L2')),
     target_generator=dict(
         type='FastMIMHOGGenerator', nbins=9, pool=8, gaussian_window=0),
     mask_generator=dict(

@@ -1,3 +1,0 @@
-from .fastmim_head import FastMIMHead
-
-__all__ = ['FastMIMHead']

@@ -15,6 +15,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .checkpoint_fit import check_checkpoint_loading
+
 
 def add_runner_args(parser: argparse.ArgumentParser, example: str) -> None:
     """--work-dir, --cfg-options, --launcher and --local-rank."""
@@ -98,6 +100,7 @@ def distributed_session():
 
 
 def build_runner(cfg: Config):
+    check_checkpoint_loading(resume=bool(cfg.get('resume')))
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

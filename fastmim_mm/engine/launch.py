@@ -16,6 +16,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .checkpoint_fit import check_checkpoint_loading
+from .data_files import check_dataset_files
+from .input_size import check_pretrain_input_size
 
 
 def add_runner_args(parser: argparse.ArgumentParser, example: str) -> None:
@@ -100,6 +102,8 @@ def distributed_session():
 
 
 def build_runner(cfg: Config):
+    check_pretrain_input_size(cfg)
+    check_dataset_files(cfg)
     check_checkpoint_loading(resume=bool(cfg.get('resume')))
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)

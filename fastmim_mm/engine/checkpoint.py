@@ -128,15 +128,20 @@ def read_checkpoint(path: str,
     except pickle.UnpicklingError as e:
         refused = re.search(r'GLOBAL ([\w.]+)', str(e))
         if refused is None:
+            # torch's first lines advise weights_only=False: keep the cause.
+            cause = _first_line(
+                Exception(str(e).split('WeightsUnpickler error:')[-1]))
+            if 'weights_only' in cause:
+                cause = type(e).__name__
             raise CheckpointFileError(
-                f'{path} is not a PyTorch checkpoint ({_first_line(e)}).'
-            ) from e
+                f'{path} is not a PyTorch checkpoint (unpickling stopped: '
+                f'{cause}).') from e
         raise CheckpointFileError(
             f'{path} holds a {refused.group(1)} object, which weights-only '
             f'loading refuses (unpickling it could run code).' +
             (f' {refused_hint}' if refused_hint else '')) from e
     except Exception as e:  # noqa: BLE001 - torch raises many kinds here
-        if head.startswith(_ZIP):
+        if head.startswith(_ZIP) or isinstance(e, EOFError):
             raise CheckpointFileError(
                 f'{path} is truncated or damaged ({size} bytes; torch: '
                 f'{_first_line(e)}): copy or download it again.') from e

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mmpretrain.registry import MODELS
@@ -17,7 +18,8 @@ from fastmim_mm.engine import (CheckpointFileError, CheckpointMismatchError,
                                read_checkpoint)
 from fastmim_mm.engine.checkpoint_fit import check_fit
 
-from ..conftest import ROOT, TINY_SWIN, TINY_VIT, run_train_py, runner_config
+from ..conftest import (ROOT, TINY_SWIN, TINY_VIT, load_tool, run_train_py,
+                        runner_config)
 from ..test_finetune_configs import tiny_finetune_config
 
 TEST_PY = ROOT / 'tools' / 'test.py'
@@ -43,6 +45,14 @@ def error_line(result, prefix):
     return lines[0]
 
 
+def fails(train_module, capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        train_module.main([str(a) for a in argv])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    return [line for line in err.splitlines() if 'error:' in line][0]
+
+
 def pretrain_state(model_cfg):
     torch.manual_seed(0)
     return MODELS.build(model_cfg).state_dict()
@@ -60,13 +70,15 @@ def files(tmp_path_factory, image_folder):
     empty.write_bytes(b'')
     truncated = root / 'truncated.pth'
     truncated.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
+    binary = root / 'random.pth'
+    binary.write_bytes(np.random.RandomState(0).bytes(3000))
     directory = root / 'work_dir'
     directory.mkdir()
     official = root / 'official.pth'
     torch.save({'model': {}, 'args': argparse.Namespace(lr=1e-3)}, official)
     return dict(
         good=good, text=text, empty=empty, truncated=truncated,
-        directory=directory, official=official,
+        binary=binary, directory=directory, official=official,
         jpeg=next(Path(image_folder, 'train').rglob('*.JPEG')))
 
 
@@ -75,6 +87,7 @@ def files(tmp_path_factory, image_folder):
     ('jpeg', 'is a JPEG image, not a PyTorch checkpoint'),
     ('empty', 'is empty (0 bytes)'),
     ('truncated', 'is truncated or damaged'),
+    ('binary', 'is not a PyTorch checkpoint (unpickling stopped: '),
     ('directory', 'is a directory, not a checkpoint file'),
 ])
 def test_read_checkpoint_says_what_the_file_is(files, kind, says):
@@ -82,7 +95,7 @@ def test_read_checkpoint_says_what_the_file_is(files, kind, says):
         read_checkpoint(str(files[kind]))
     message = str(info.value)
     assert message.startswith(str(files[kind])) and says in message
-    assert '\n' not in message
+    assert '\n' not in message and 'weights_only' not in message
     assert read_checkpoint(str(files['good']))['state_dict']
 
 
@@ -132,6 +145,28 @@ def test_test_py_and_converter_name_a_file_that_is_not_a_checkpoint(
     assert not (tmp_path / 'out.pth').exists()
 
 
+def test_directory_and_init_cfg_in_process(train_module, tiny_pretrain,
+                                           files, image_folder, tmp_path,
+                                           capsys):
+    directory = files['directory']
+    line = fails(train_module, capsys, [
+        tiny_pretrain, '--work-dir', tmp_path / 'a', '--resume', directory])
+    assert line == f'train.py: error: {directory} is a directory, not a ' \
+        f'checkpoint file: give the .pth file in it.'
+
+    cfg = tiny_finetune_config(image_folder, files['empty'], 'empty_init')
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    line = fails(train_module, capsys,
+                 [tmp_path / 'cfg.py', '--work-dir', tmp_path / 'b'])
+    assert line.startswith(f'train.py: error: {files["empty"]} is empty')
+
+    tools_test = load_tool('test.py')
+    with pytest.raises(SystemExit):
+        tools_test.main([str(tmp_path / 'cfg.py'), str(directory)])
+    assert f'test.py: error: {directory} is a directory' in \
+        capsys.readouterr().err
+
+
 def test_swin_checkpoint_for_vit_finetuning_stops(image_folder, tmp_path):
     """The issue's case: a Swin checkpoint given to the ViT fine-tuning
     config used to fine-tune from random weights after a warning."""
@@ -150,14 +185,6 @@ def test_swin_checkpoint_for_vit_finetuning_stops(image_folder, tmp_path):
     assert not list(tmp_path.rglob('epoch_*.pth'))
 
 
-def _fails(train_module, capsys, argv):
-    with pytest.raises(SystemExit) as info:
-        train_module.main([str(a) for a in argv])
-    assert info.value.code == 1
-    err = capsys.readouterr().err
-    return [line for line in err.splitlines() if 'error:' in line][0]
-
-
 def test_layout_and_resume_mismatches_name_the_cause(
         train_module, capsys, image_folder, tiny_pretrain, files, tmp_path):
     # An official (timm-style) checkpoint given to init_cfg.
@@ -168,8 +195,8 @@ def test_layout_and_resume_mismatches_name_the_cause(
     }, official)
     cfg = tiny_finetune_config(image_folder, official, 'official_layout')
     cfg.dump(str(tmp_path / 'official.py'))
-    line = _fails(train_module, capsys,
-                  [tmp_path / 'official.py', '--work-dir', tmp_path / 'a'])
+    line = fails(train_module, capsys,
+                 [tmp_path / 'official.py', '--work-dir', tmp_path / 'a'])
     assert f"{official} has no tensor under the prefix 'backbone.'" in line
     assert 'fastmim_official_to_mm.py' in line
 
@@ -177,8 +204,8 @@ def test_layout_and_resume_mismatches_name_the_cause(
     cfg = tiny_finetune_config(image_folder, files['good'], 'pre_load_from')
     cfg.load_from = str(files['good'])
     cfg.dump(str(tmp_path / 'load_from.py'))
-    line = _fails(train_module, capsys,
-                  [tmp_path / 'load_from.py', '--work-dir', tmp_path / 'b'])
+    line = fails(train_module, capsys,
+                 [tmp_path / 'load_from.py', '--work-dir', tmp_path / 'b'])
     assert f'{files["good"]} does not fit the ImageClassifier model' in line
     assert 'are in the checkpoint only (mask_token' in line
     assert 'a FastMIM pre-training checkpoint' in line
@@ -189,7 +216,7 @@ def test_layout_and_resume_mismatches_name_the_cause(
         dict(
             state_dict=pretrain_state(TINY_SWIN),
             meta=dict(epoch=1, iter=4)), swin)
-    line = _fails(train_module, capsys, [
+    line = fails(train_module, capsys, [
         tiny_pretrain, '--work-dir', tmp_path / 'c', '--resume', swin])
     assert f'{swin} does not fit the FastMIM model' in line
     assert 'resume with the config it was trained with' in line

@@ -123,11 +123,15 @@ def test_train_py_names_a_file_that_is_not_a_checkpoint(
     line = error_line(result, 'train.py: error:')
     assert f'{files["text"]} is a text file' in line
 
-    result = run_train_py(tiny_pretrain, '--work-dir', tmp_path,
-                          '--cfg-options', f'load_from={files["jpeg"]}')
-    line = error_line(result, 'train.py: error:')
-    assert f'{files["jpeg"]} is a JPEG image' in line
-    assert 'could run code' not in line
+
+def test_load_from_an_image(train_module, tiny_pretrain, files, tmp_path,
+                            capsys):
+    line = fails(train_module, capsys, [
+        tiny_pretrain, '--work-dir', tmp_path, '--cfg-options',
+        f'load_from={files["jpeg"]}'
+    ])
+    assert line == f'train.py: error: {files["jpeg"]} is a JPEG image, not ' \
+        f'a PyTorch checkpoint.'
 
 
 def test_test_py_and_converter_name_a_file_that_is_not_a_checkpoint(
@@ -267,3 +271,26 @@ def test_expected_differences_pass_in_one_summary_line():
                        match='12 tensors are missing from the checkpoint '
                        r'\(layers\.2\.ln1\.weight'):
         check_fit(deeper, state)
+
+
+def test_load_from_into_new_heads():
+    def classifier(num_classes):
+        return MODELS.build(
+            dict(type='ImageClassifier',
+                 backbone=dict(TINY_VIT['backbone'], type='VisionTransformer'),
+                 neck=None,
+                 head=dict(type='VisionTransformerClsHead', in_channels=64,
+                           num_classes=num_classes)))
+
+    state = classifier(1000).state_dict()
+    summary = check_fit(classifier(2), state, file='in1k.pth')
+    assert summary == (
+        'Loaded in1k.pth into the ImageClassifier model: 30 of 32 tensors '
+        'as they are; head/neck tensors of another shape, initialised '
+        'anew: head.layers.head.weight (1000, 64) -> (2, 64), '
+        'head.layers.head.bias (1000,) -> (2,).')
+    state['head.extra.weight'] = torch.zeros(1)  # another head type
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'1 tensors are in the checkpoint only '
+                       r'\(head\.extra\.weight\)'):
+        check_fit(classifier(2), state, file='in1k.pth')

@@ -16,12 +16,13 @@ differences pass, summarised in one log line:
   the final norm swapped for the pooling norm when fine-tuning, a norm per
   stage for detection);
 - relative position bias tables and layer scales a BEiT backbone adds to a
-  ViT checkpoint;
+  ViT checkpoint, and blocks beyond the depth of a truncated encoder;
 - with ``load_from``, heads and necks outside the backbone that are new or
   of another size.
 
 A ``--resume`` checkpoint must fit exactly, and one loaded into a FastMIM
-model exactly up to position-embedding sizes.
+model passes ``FastMIM.check_checkpoint``. ``import fastmim_mm`` installs
+the checks; ``tools/train.py`` tells them whether the run resumes.
 """
 import logging
 import re
@@ -34,9 +35,9 @@ from mmengine.runner import checkpoint as mm_checkpoint
 from .checkpoint import read_checkpoint
 
 CONVERTER = 'tools/model_converters/fastmim_official_to_mm.py'
-_REFUSED_HINT = ('MMEngine and this toolkit save none; an official FastMIM '
-                 f'checkpoint must be converted first: python {CONVERTER} '
-                 'SRC DST.')
+_REFUSED_HINT = ('MMEngine and this toolkit save no such objects; an '
+                 'official FastMIM checkpoint is converted with python '
+                 f'{CONVERTER} SRC DST.')
 
 # Where the next load_state_dict call's tensors come from.
 _source: Dict[str, Optional[str]] = dict(file=None, prefix=None)
@@ -93,7 +94,20 @@ def _expected(key: str, kind: str, own: Shapes, theirs: Shapes,
     if kind == 'missing' and name in ('gamma_1', 'gamma_2',
                                       'relative_position_bias_table'):
         return 'new in the model'
+    block = re.match(r'layers\.(\d+)\.', local)
+    if kind == 'missing' and block and 0 < _depth(
+            theirs, key[:len(key) - len(local)]) <= int(block[1]):
+        return 'truncated encoder'
     return None
+
+
+def _depth(shapes: Shapes, prefix: str) -> int:
+    """The number of ``layers.N`` blocks of a ViT checkpoint."""
+    blocks = [
+        int(m[1]) for k in shapes
+        for m in [re.match(re.escape(prefix) + r'layers\.(\d+)\.', k)] if m
+    ]
+    return max(blocks) + 1 if blocks else 0
 
 
 def _family(shapes: Shapes) -> str:
@@ -191,6 +205,12 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
     mode = ('resume' if resume and whole else
             'exact' if hasattr(module, 'check_checkpoint') else
             'model' if whole else 'part')
+    source = file or 'the checkpoint'
+    if mode == 'exact':
+        try:
+            module.check_checkpoint(state_dict)
+        except ValueError as e:
+            raise CheckpointMismatchError(f'{source}: {e}') from e
     own, theirs = _shapes(module.state_dict()), _shapes(state_dict)
     has_backbone = hasattr(module, 'backbone')
     found = dict(
@@ -209,7 +229,6 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
     target = (f'the {type(module).__name__} model' if whole else
               f'the {type(module).__name__} it initialises' +
               (f" (prefix '{prefix}')" if prefix else ''))
-    source = file or 'the checkpoint'
     if blocking or not loaded:
         parts = []
         for kind, what in (('shape', 'differ in shape'),
@@ -237,6 +256,8 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
         ('output norm', 'missing'): 'new output norms',
         ('output norm', 'unexpected'): 'output norms not used',
         ('new in the model', 'missing'): 'new in the model',
+        ('truncated encoder', 'missing'): 'blocks beyond the checkpoint\'s '
+        'depth, initialised anew',
         ('new head', 'missing'): 'new head/neck tensors',
         ('new head', 'shape'): 'head/neck tensors of another shape, '
         'initialised anew',
@@ -311,11 +332,12 @@ def load_checked(module, state_dict, strict=False, logger=None) -> None:
 
 
 def check_checkpoint_loading(resume: bool = False) -> None:
-    """Route MMEngine's checkpoint loading through the checks above.
+    """Route MMEngine's checkpoint loading through the checks above (once)
+    and set whether the run resumes.
 
     Args:
         resume (bool): The run resumes: the checkpoint the Runner loads
-            into the whole model must fit it exactly.
+            into the whole model must fit it exactly. Defaults to False.
     """
     _settings['resume'] = resume
     if _originals:

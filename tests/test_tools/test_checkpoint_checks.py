@@ -265,12 +265,15 @@ def test_expected_differences_pass_in_one_summary_line():
         '(6 in all)' in summary
     assert 'recomputed: layers.0.attn.relative_position_index' in summary
 
-    # Another depth is not an expected difference.
-    deeper = _vit_backbone(num_layers=3)
+    # A truncated encoder's checkpoint starts a deeper backbone; a deeper
+    # checkpoint does not fit a shallower one.
+    summary = check_fit(_vit_backbone(num_layers=3), state)
+    assert "blocks beyond the checkpoint's depth, initialised anew: " \
+        'layers.2.ln1.weight, layers.2.ln1.bias, ... (12 in all)' in summary
     with pytest.raises(CheckpointMismatchError,
-                       match='12 tensors are missing from the checkpoint '
-                       r'\(layers\.2\.ln1\.weight'):
-        check_fit(deeper, state)
+                       match='12 tensors are in the checkpoint only '
+                       r'\(layers\.1\.ln1\.weight'):
+        check_fit(_vit_backbone(num_layers=1), state)
 
 
 def test_load_from_into_new_heads():

@@ -24,7 +24,8 @@ def _error(train_module, capsys, argv):
     with pytest.raises(SystemExit) as info:
         train_module.main([str(a) for a in argv])
     assert info.value.code == 1
-    return capsys.readouterr().err.splitlines()[0]
+    err = capsys.readouterr().err
+    return [line for line in err.splitlines() if 'error:' in line][0]
 
 
 def test_annotation_files_are_checked(train_module, capsys, tmp_path):

@@ -22,14 +22,16 @@ differences pass, summarised in one log line:
 
 A ``--resume`` checkpoint must fit exactly, and one loaded into a FastMIM
 model passes ``FastMIM.check_checkpoint``. ``import fastmim_mm`` installs
-the checks; ``tools/train.py`` tells them whether the run resumes.
+the checks.
 """
+import functools
 import logging
 import re
 from typing import Dict, List, Optional, Tuple
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModel, is_model_wrapper
+from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 
 from .checkpoint import read_checkpoint
@@ -41,7 +43,7 @@ _REFUSED_HINT = ('MMEngine and this toolkit save no such objects; an '
 
 # Where the next load_state_dict call's tensors come from.
 _source: Dict[str, Optional[str]] = dict(file=None, prefix=None)
-_settings = dict(resume=False)
+_resuming = [False]  # inside Runner.resume
 _originals: dict = {}
 
 _OUTPUT_NORM = re.compile(r'^(ln\d*|norm\d*|fc_norm|pre_norm)\.')
@@ -317,7 +319,7 @@ def load_checked(module, state_dict, strict=False, logger=None) -> None:
     source = dict(_source)
     _source.update(file=None, prefix=None)
     summary = check_fit(
-        target, state_dict, resume=_settings['resume'] or strict,
+        target, state_dict, resume=_resuming[0] or strict,
         **source)
     collect = _Collect()
     _originals['load_state_dict'](module, state_dict, strict, collect)
@@ -331,15 +333,18 @@ def load_checked(module, state_dict, strict=False, logger=None) -> None:
     print_log(summary, logger='current')
 
 
-def check_checkpoint_loading(resume: bool = False) -> None:
-    """Route MMEngine's checkpoint loading through the checks above (once)
-    and set whether the run resumes.
+def _resume(runner, *args, **kwargs):
+    """``Runner.resume``, during which whole-model loads must be exact."""
+    _resuming[0] = True
+    try:
+        return _originals['resume'](runner, *args, **kwargs)
+    finally:
+        _resuming[0] = False
 
-    Args:
-        resume (bool): The run resumes: the checkpoint the Runner loads
-            into the whole model must fit it exactly. Defaults to False.
-    """
-    _settings['resume'] = resume
+
+def check_checkpoint_loading() -> None:
+    """Route MMEngine's checkpoint loading (and ``Runner.resume``) through
+    the checks above; a second call does nothing."""
     if _originals:
         return
     for name, new in (('load_state_dict', load_checked),
@@ -348,3 +353,5 @@ def check_checkpoint_loading(resume: bool = False) -> None:
         setattr(mm_checkpoint, name, new)
     mm_checkpoint.CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True)
+    _originals['resume'] = Runner.resume
+    Runner.resume = functools.wraps(Runner.resume)(_resume)

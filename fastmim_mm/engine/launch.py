@@ -15,7 +15,6 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .checkpoint_fit import check_checkpoint_loading
 from .data_files import check_dataset_files
 from .input_size import check_pretrain_input_size
 
@@ -104,7 +103,6 @@ def distributed_session():
 def build_runner(cfg: Config):
     check_pretrain_input_size(cfg)
     check_dataset_files(cfg)
-    check_checkpoint_loading(resume=bool(cfg.get('resume')))
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

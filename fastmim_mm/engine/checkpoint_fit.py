@@ -96,6 +96,12 @@ def _expected(key: str, kind: str, own: Shapes, theirs: Shapes,
     if kind == 'missing' and name in ('gamma_1', 'gamma_2',
                                       'relative_position_bias_table'):
         return 'new in the model'
+    if kind == 'missing' and name in ('q_bias', 'v_bias') and \
+            key[:-len(name)] + 'qkv.bias' in theirs:
+        return 'split qkv bias'
+    if kind == 'unexpected' and key.endswith('attn.qkv.bias') and \
+            key[:-len('qkv.bias')] + 'q_bias' in own:
+        return 'split qkv bias'
     block = re.match(r'layers\.(\d+)\.', local)
     if kind == 'missing' and block and 0 < _depth(
             theirs, key[:len(key) - len(local)]) <= int(block[1]):
@@ -162,11 +168,6 @@ def _cause(own: Shapes, theirs: Shapes, mode: str, whole: bool,
         return ('it is not a FastMIM pre-training checkpoint (no '
                 'mask_token; a fine-tuned one?): give it to a fine-tuning '
                 'config, or pre-train from a FastMIM checkpoint.')
-    if any(k.endswith('q_bias') for k in own) and any(
-            k.endswith('qkv.bias') for k in theirs):
-        return ('the checkpoint has one qkv bias per block, the BEiT '
-                'backbone separate q and v biases: set bias=True in '
-                'model.backbone.')
     if mode == 'resume':
         return ('it was saved by another model than this config builds: '
                 'resume with the config it was trained with (the '
@@ -258,6 +259,8 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
         ('output norm', 'missing'): 'new output norms',
         ('output norm', 'unexpected'): 'output norms not used',
         ('new in the model', 'missing'): 'new in the model',
+        ('split qkv bias', 'missing'): 'q/v biases from the qkv biases',
+        ('split qkv bias', 'unexpected'): 'qkv biases split into q/v',
         ('truncated encoder', 'missing'): 'blocks beyond the checkpoint\'s '
         'depth, initialised anew',
         ('new head', 'missing'): 'new head/neck tensors',
@@ -323,13 +326,21 @@ def load_checked(module, state_dict, strict=False, logger=None) -> None:
         **source)
     collect = _Collect()
     _originals['load_state_dict'](module, state_dict, strict, collect)
-    skipped = re.findall(r'size mismatch for ([\w.]+)',
-                         '\n'.join(collect.messages))
-    if skipped:  # a resize the backbone did not do
+    message = '\n'.join(collect.messages)
+    skipped = re.findall(r'size mismatch for ([\w.]+)', message)
+    missing = re.search(r'missing keys in source state_dict: (.*)', message)
+    # What a backbone's load hook should have made (resized, split) and
+    # did not.
+    skipped += [
+        k for k in (missing[1].split(', ') if missing else [])
+        if k.endswith(('.q_bias', '.v_bias'))
+    ]
+    if skipped:
         raise CheckpointMismatchError(
             f'{source["file"] or "the checkpoint"}: {len(skipped)} tensors '
-            f'could not be loaded into the {type(target).__name__} for '
-            f'their shape ({_first(skipped)}).')
+            f'of the {type(target).__name__} could not be loaded from it '
+            f'({_first(skipped)}): it has no load hook that resizes or '
+            f'splits them (FastMIMBEiTViT splits qkv biases).')
     print_log(summary, logger='current')
 
 

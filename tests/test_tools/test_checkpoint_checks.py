@@ -276,6 +276,20 @@ def test_expected_differences_pass_in_one_summary_line():
         check_fit(_vit_backbone(num_layers=1), state)
 
 
+def test_qv_biases_need_a_backbone_that_splits_the_qkv_bias(tmp_path):
+    path = tmp_path / 'vit.pth'
+    torch.save(dict(state_dict=pretrain_state(TINY_VIT)), path)
+    beit = MODELS.build(
+        dict(type='BEiTViT', arch=TINY_VIT['backbone']['arch'], img_size=64,
+             patch_size=16, bias='qv_bias', use_abs_pos_emb=True,
+             init_cfg=dict(type='Pretrained', checkpoint=str(path),
+                           prefix='backbone.')))
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'4 tensors of the BEiTViT could not be loaded '
+                       r'from it \(layers\.0\.attn\.q_bias'):
+        beit.init_weights()
+
+
 def test_load_from_into_new_heads():
     def classifier(num_classes):
         return MODELS.build(

@@ -10,7 +10,7 @@ from mmpretrain.structures import DataSample
 
 from fastmim_mm.models.utils import resize_relative_position_bias_table
 
-from .conftest import CONFIG_DIR
+from .conftest import CONFIG_DIR, TINY_VIT
 
 BENCH = CONFIG_DIR / 'fastmim' / 'benchmarks'
 PRETRAIN = {
@@ -149,22 +149,13 @@ def test_linear_probe_freezes_the_encoder(tmp_path):
                                source['backbone.ln1.weight'])
 
 
-def test_finetune_runs_through_train_py(train_module, image_folder, tmp_path,
-                                        records):
-    """A tiny pre-training, then the ViT fine-tuning config (shrunk to the
-    tiny ViT) trains and validates from its checkpoint via tools/train.py."""
-    from mmengine.runner import Runner
-
-    from .conftest import TINY_VIT, runner_config
-    pre = runner_config(tmp_path / 'pre', image_folder, custom_hooks=[])
-    Runner.from_cfg(pre).train()
-    ckpt = torch.load(tmp_path / 'pre' / 'epoch_1.pth', weights_only=True)
-
+def tiny_finetune_config(image_folder, checkpoint, name) -> Config:
+    """The ViT fine-tuning config, shrunk to the tiny ViT of the tests and
+    the 16-image folder, starting from ``checkpoint``."""
     cfg = Config.fromfile(str(BENCH / 'vit-base-p16_8xb128-coslr-100e_in1k.py'))
     cfg.model.backbone.update(
         arch=TINY_VIT['backbone']['arch'], img_size=64)
-    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'pre' /
-                                                 'epoch_1.pth')
+    cfg.model.backbone.init_cfg.checkpoint = str(checkpoint)
     cfg.model.head.update(num_classes=2, in_channels=64)
     cfg.data_preprocessor.num_classes = 2
     cfg.train_dataloader.dataset.pipeline[1].scale = 64
@@ -184,7 +175,23 @@ def test_finetune_runs_through_train_py(train_module, image_folder, tmp_path,
     cfg.log_level = 'WARNING'
     # Unique names: MMEngine reuses a visualizer (and its log folder) of
     # the same name from an earlier runner in this process.
-    cfg.experiment_name = cfg.visualizer.name = 'finetune_' + tmp_path.name
+    cfg.experiment_name = cfg.visualizer.name = name
+    return cfg
+
+
+def test_finetune_runs_through_train_py(train_module, image_folder, tmp_path,
+                                        records):
+    """A tiny pre-training, then the ViT fine-tuning config (shrunk to the
+    tiny ViT) trains and validates from its checkpoint via tools/train.py."""
+    from mmengine.runner import Runner
+
+    from .conftest import runner_config
+    pre = runner_config(tmp_path / 'pre', image_folder, custom_hooks=[])
+    Runner.from_cfg(pre).train()
+    ckpt = torch.load(tmp_path / 'pre' / 'epoch_1.pth', weights_only=True)
+
+    cfg = tiny_finetune_config(image_folder, tmp_path / 'pre' / 'epoch_1.pth',
+                               'finetune_' + tmp_path.name)
     cfg.custom_hooks = [dict(type='RecordHook')]
     path = str(tmp_path / 'finetune.py')
     cfg.dump(path)

@@ -75,7 +75,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.config):
         fail(f'config file {args.config} does not exist.')
-    if not osp.isfile(args.checkpoint):
+    if not osp.exists(args.checkpoint):
         fail(f'checkpoint {args.checkpoint} does not exist.')
     cfg = Config.fromfile(args.config)
     try:

@@ -89,7 +89,7 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
+        if not osp.exists(args.resume):
             fail(f'--resume {args.resume}: no such checkpoint file.')
         cfg.resume = True
         cfg.load_from = args.resume

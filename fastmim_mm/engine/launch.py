@@ -15,6 +15,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .data_files import check_dataset_files
+from .input_size import check_pretrain_input_size
+
 
 def add_runner_args(parser: argparse.ArgumentParser, example: str) -> None:
     """--work-dir, --cfg-options, --launcher and --local-rank."""
@@ -98,6 +101,8 @@ def distributed_session():
 
 
 def build_runner(cfg: Config):
+    check_pretrain_input_size(cfg)
+    check_dataset_files(cfg)
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

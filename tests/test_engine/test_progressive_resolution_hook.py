@@ -75,6 +75,22 @@ def test_refuses_a_phase_the_model_cannot_take(image_folder, tmp_path):
         Runner.from_cfg(cfg).train()
 
 
+def test_refuses_a_resize_that_undoes_the_phases(train_module, image_folder,
+                                                 tmp_path, capsys):
+    """A resize after the crop would feed every phase the same size."""
+    cfg = progressive_config(tmp_path, image_folder)
+    cfg.train_dataloader.dataset.pipeline.insert(
+        1, dict(type='Resize', scale=(64, 64)))
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    with pytest.raises(SystemExit):
+        train_module.main([str(tmp_path / 'cfg.py')])
+    err = capsys.readouterr().err
+    assert 'train.py: error: ProgressiveResolutionHook phase 0 crops to 32 ' \
+        'px, but the train pipeline then makes 64x64 px images (Resize ' \
+        'scale=(64, 64))' in err
+    assert 'Traceback' not in err
+
+
 @pytest.mark.parametrize('phases,match', [
     ([(1, 128, 8, 1)], 'first must be 0'),
     ([(0, 128, 8, 1), (5, 160, 8, 1), (3, 192, 8, 1)], 'strictly increasing'),

@@ -84,7 +84,8 @@ from collections import OrderedDict
 
 import torch
 
-from fastmim_mm.engine import AtomicLocalBackend
+from fastmim_mm.engine import (AtomicLocalBackend, CheckpointFileError,
+                               read_checkpoint)
 
 VIT_BLOCK_RULES = [  # official suffix in blocks.N -> MMPretrain suffix
     ('norm1.', 'ln1.'),
@@ -122,20 +123,12 @@ def load_official(path):
     Returns:
         tuple: (state dict, container dict or None).
     """
-    if not osp.isfile(path):
+    if not osp.exists(path):
         raise ConversionError(f'{path}: no such file')
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure means unreadable
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        raise ConversionError(
-            f'{path}: cannot be read as a PyTorch checkpoint with '
-            f'weights-only loading ({type(e).__name__}: {first_line})') from e
-    if not isinstance(ckpt, dict):
-        raise ConversionError(
-            f'{path}: expected a dict (a state dict or {{"model": ...}}), '
-            f'got {type(ckpt).__name__}')
+        ckpt = read_checkpoint(path, safe_globals=[argparse.Namespace])
+    except CheckpointFileError as e:
+        raise ConversionError(str(e)) from e
     for key in ('model', 'state_dict'):
         if key in ckpt and isinstance(ckpt[key], dict):
             return ckpt[key], ckpt

@@ -7,6 +7,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
+from ..input_size import pipeline_output_size
+
 PhaseSpec = Union[dict, Sequence[int]]
 
 
@@ -18,7 +20,9 @@ class ProgressiveResolutionHook(Hook):
     (or a dict with these keys); ``batch_size`` is per GPU. At the start of a
     phase the hook
 
-    - sets the output size of the crop transforms in the train pipeline,
+    - sets the output size of the crop transforms in the train pipeline
+      (before training it checks that, for every phase, the pipeline's
+      output then has the phase's size: no later transform resizes),
     - rebuilds the train dataloader with the phase's batch size (fresh
       workers also pick up the new crop size),
     - sets the optimiser wrapper's gradient accumulation,
@@ -108,7 +112,8 @@ class ProgressiveResolutionHook(Hook):
                         f'ProgressiveResolutionHook phase {i} (input_size='
                         f'{phase["input_size"]}) does not fit the model: '
                         f'{e}') from e
-        self._crop_transforms(runner)  # fail early if there is none
+        for index in range(len(self.phases)):
+            self._set_crop(runner, index)
         self._apply(runner, self.phase_index(runner.epoch))
 
     def before_train_epoch(self, runner) -> None:
@@ -116,11 +121,22 @@ class ProgressiveResolutionHook(Hook):
         if index != self._current:
             self._apply(runner, index)
 
+    def _set_crop(self, runner, index: int) -> None:
+        size = self.phases[index]['input_size']
+        for t in self._crop_transforms(runner):
+            t.scale = (size, size)
+        out, source = pipeline_output_size(self._pipeline(runner))
+        if out is not None and out != (size, size):
+            raise ValueError(
+                f'ProgressiveResolutionHook phase {index} crops to {size} '
+                f'px, but the train pipeline then makes {out[0]}x{out[1]} '
+                f'px images ({source}): remove that transform, or add its '
+                f'type to the hook\'s crop_types.')
+
     def _apply(self, runner, index: int) -> None:
         phase = self.phases[index]
         size = phase['input_size']
-        for t in self._crop_transforms(runner):
-            t.scale = (size, size)
+        self._set_crop(runner, index)
 
         loop = runner.train_loop
         cfg = copy.deepcopy(runner.cfg.train_dataloader)
@@ -162,11 +178,14 @@ class ProgressiveResolutionHook(Hook):
                       math.ceil(samples_per_rank / batch))
         return total
 
-    def _crop_transforms(self, runner) -> list:
+    @staticmethod
+    def _pipeline(runner) -> list:
         dataset = runner.train_loop.dataloader.dataset
-        pipeline = getattr(dataset, 'pipeline', None)
+        return getattr(getattr(dataset, 'pipeline', None), 'transforms', [])
+
+    def _crop_transforms(self, runner) -> list:
         found = [
-            t for t in getattr(pipeline, 'transforms', [])
+            t for t in self._pipeline(runner)
             if type(t).__name__ in self.crop_types
         ]
         if not found:

@@ -93,6 +93,10 @@ class FastMIM(BaseSelfSupervisor):
         """Raise ValueError unless the model can pre-train at (H, W)."""
         checks.check_input_size(self, input_size)
 
+    def check_checkpoint(self, state_dict: dict) -> None:
+        """Raise ValueError if the checkpoint has another architecture."""
+        checks.check_checkpoint(self, state_dict)
+
     def mask_input(self, inputs: torch.Tensor,
                    mask: torch.Tensor) -> torch.Tensor:
         """Replace the pixels of masked blocks by the mask token.

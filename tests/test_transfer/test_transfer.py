@@ -16,6 +16,8 @@ from mmengine.runner import Runner
 
 from fastmim_mm.datasets import make_ade20k, make_coco_instances
 from fastmim_mm.datasets.synthetic_downstream import coco_class_names
+from fastmim_mm.testing import (shrink_detection_config,
+                                shrink_segmentation_config)
 
 from ..conftest import TINY_SWIN, TINY_VIT, load_tool, runner_config
 from .test_benchmark_configs import DET, SEG
@@ -104,39 +106,25 @@ def _common(cfg, work_dir):
 
 def detection_config(work_dir, data_root, checkpoint) -> Config:
     """The Mask R-CNN benchmark config with a tiny Swin (the pre-training
-    one's dims, window 7 as in the config) on 128 x 96 COCO-format data."""
+    one's dims, window 7 as in the config) on 128 x 96 COCO-format data
+    (kept at 128 x 96 by the test Resize)."""
     cfg = Config.fromfile(str(DET))
     _common(cfg, work_dir)
-    size = (128, 128)
+    shrink_detection_config(cfg, SWIN_ARCH, SWIN_DIMS)
     classes = coco_class_names(2)
     model = cfg.model
-    model.backbone.arch = copy.deepcopy(SWIN_ARCH)
     model.backbone.init_cfg.checkpoint = checkpoint
-    model.neck.in_channels = SWIN_DIMS
-    model.data_preprocessor.batch_augments[0].size = size
     model.roi_head.bbox_head.num_classes = len(classes)
     model.roi_head.mask_head.num_classes = len(classes)
-    # Fewer RoIs than on COCO, for CPU time.
-    model.train_cfg.rpn_proposal.max_per_img = 100
-    model.train_cfg.rcnn.sampler.num = 64
-    model.test_cfg.rpn.max_per_img = 50
     model.test_cfg.rcnn.max_per_img = 20
     model.test_cfg.rcnn.score_thr = 0.01
 
     train = cfg.train_dataloader
     train.dataset.dataset.data_root = data_root
     train.dataset.dataset.metainfo = dict(classes=classes)
-    for t in train.dataset.dataset.pipeline:
-        if t['type'] == 'RandomResize':
-            t['scale'] = size
-        elif t['type'] == 'RandomCrop':
-            t['crop_size'] = size
-        elif t['type'] == 'Pad':
-            t['size'] = size
     test = cfg.test_dataloader
     test.dataset.data_root = data_root
     test.dataset.metainfo = dict(classes=classes)
-    test.dataset.pipeline[1].scale = size  # Resize: keeps 128 x 96
     cfg.val_dataloader = test
     cfg.test_evaluator.ann_file = \
         f'{data_root}/annotations/instances_val2017.json'
@@ -151,34 +139,13 @@ def segmentation_config(work_dir, data_root, checkpoint) -> Config:
     dims) on 128 px ADE20K-format data, 128 px crops."""
     cfg = Config.fromfile(str(SEG))
     _common(cfg, work_dir)
-    crop = (128, 128)
-    dims = VIT_ARCH['embed_dims']
-    model = cfg.model
-    model.backbone.arch = copy.deepcopy(VIT_ARCH)
-    model.backbone.img_size = crop
-    model.backbone.out_indices = (0, 1, 2, 3)
-    model.backbone.init_cfg.checkpoint = checkpoint
-    model.data_preprocessor.size = crop
-    model.neck.in_channels = [dims] * 4
-    model.neck.out_channels = dims
-    model.decode_head.in_channels = [dims] * 4
-    model.decode_head.channels = dims
-    model.auxiliary_head.in_channels = dims
-    model.auxiliary_head.channels = 32
-    # 192 px test images, 128 px windows at stride 85: 2 x 2 windows.
-    model.test_cfg = dict(mode='slide', crop_size=crop, stride=(85, 85))
-
+    shrink_segmentation_config(cfg, VIT_ARCH)
+    cfg.model.backbone.init_cfg.checkpoint = checkpoint
     train = cfg.train_dataloader
     train.batch_size = 2
     train.dataset.data_root = data_root
-    for t in train.dataset.pipeline:
-        if t['type'] == 'RandomResize':
-            t['scale'] = (512, 128)
-        elif t['type'] == 'RandomCrop':
-            t['crop_size'] = crop
     test = cfg.test_dataloader
     test.dataset.data_root = data_root
-    test.dataset.pipeline[1].scale = (768, 192)
     cfg.val_dataloader = test
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2)
     return cfg

@@ -70,20 +70,29 @@ class DeviceDecodeDataPreprocessor(SelfSupDataPreprocessor):
         decoded = iter(
             decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
             if encoded else [])
+        # Per sample only what differs in size (crop and resize); channel
+        # order, flips and clamping once for the batch.
         images: List[torch.Tensor] = []
+        flips: List[bool] = []
         for x, sample in zip(inputs, data_samples):
-            if x.dim() != 1:
-                images.append(x.to(device, non_blocking=True).float())
+            if x.dim() != 1:  # cropped and flipped by the worker, BGR
+                images.append(
+                    x.to(device, non_blocking=True)[[2, 1, 0]].float())
+                flips.append(False)
                 continue
             top, left, height, width = sample.crop_box
-            crop = next(decoded)[None, [2, 1, 0], top:top + height,
+            crop = next(decoded)[None, :, top:top + height,
                                  left:left + width].float()
-            out = F.interpolate(
-                crop, size=tuple(sample.img_shape), mode=self.interpolation,
-                antialias=self.antialias,
-                **({} if self.interpolation == 'nearest' else
-                   dict(align_corners=False)))[0]
-            if sample.flip:
-                out = out.flip(-1)
-            images.append(out.clamp_(0, 255))
-        return torch.stack(images)
+            images.append(
+                F.interpolate(
+                    crop, size=tuple(sample.img_shape),
+                    mode=self.interpolation, antialias=self.antialias,
+                    **({} if self.interpolation == 'nearest' else dict(
+                        align_corners=False)))[0])
+            flips.append(bool(sample.flip))
+        batch = torch.stack(images)
+        if any(flips):
+            flip = torch.tensor(flips, device=device).view(-1, 1, 1, 1)
+            batch = torch.where(flip, batch.flip(-1), batch)
+        # BGR, as the CPU path hands images over (to_rgb swaps them back).
+        return batch.clamp_(0, 255)[:, [2, 1, 0]]

@@ -33,12 +33,16 @@ def test_gpu_check_cpu_form(tmp_path):
         set(steps)
     e2e = [r for r in rows if 'end to end' in r['step']]
     assert len(e2e) == 2 and all('images/s' in r['result'] for r in e2e)
+    assert any(s.startswith('DeviceDecodeDataPreprocessor alone')
+               for s in steps)
     assert rows[-1]['step'] == 'tools/dist_train.sh, 1 process'
+    assert 'bare model' not in ' '.join(steps)  # --skip
     assert 'backend gloo' in rows[-1]['result']
-    # One table, printed last, one line per row.
+    # One table, printed last: a header line, column names, a rule and one
+    # line per row.
     table = (out / 'gpu_check.md').read_text().splitlines()
     assert table[0].startswith('gpu_check on CPU only')
     assert len([line for line in table if line.startswith('| ')]) == \
-        len(rows) + 1
+        len(rows) + 2
     assert proc.stdout.rstrip().endswith(table[-1])
     assert (out / 'gpu_check_logs.tar.gz').stat().st_size > 0

@@ -2,6 +2,8 @@
 workers + DeviceDecodeDataPreprocessor), run here with device 'cpu': the
 same boxes and flips as the CPU pipeline for a seed, and images close to
 its output."""
+import copy
+import json
 import math
 
 import numpy as np
@@ -10,13 +12,14 @@ import torch
 from mmcv.transforms import RandomFlip
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
+from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 from fastmim_mm.datasets import photo_like_image
 from fastmim_mm.datasets.transforms import (DecodeRandomResizedCrop,
                                             DeviceDecodeRandomResizedCrop)
 
-from ..conftest import CONFIG_DIR
+from ..conftest import CONFIG_DIR, runner_config
 
 GPU_DECODE = CONFIG_DIR / 'fastmim' / (
     'fastmim_vit-base-p16_8xb512-amp-coslr-800e_in1k-128px_gpu-decode.py')
@@ -135,3 +138,38 @@ def test_bad_interpolation_is_one_clear_error():
     with pytest.raises(ValueError, match='interpolation'):
         MODELS.build(dict(type='DeviceDecodeDataPreprocessor',
                           interpolation='lanczos'))
+
+
+def test_trains_and_follows_progressive_resolution(image_folder, tmp_path):
+    """Pre-training with the gpu-decode config's pipeline, collate and
+    preprocessor on the CPU; ProgressiveResolutionHook resizes its crops."""
+    gpu = Config.fromfile(str(GPU_DECODE))
+    cfg = runner_config(tmp_path, image_folder, input_size=32, max_epochs=2)
+    cfg.model.data_preprocessor.type = 'DeviceDecodeDataPreprocessor'
+    cfg.train_dataloader.collate_fn = gpu.train_dataloader.collate_fn
+    pipeline = copy.deepcopy(gpu.train_dataloader.dataset.pipeline)
+    pipeline[0].scale = 32
+    cfg.train_dataloader.dataset.pipeline = pipeline
+    cfg.custom_hooks = [
+        dict(type='ProgressiveResolutionHook',
+             phases=[(0, 32, 4, 1), (1, 64, 8, 1)])
+    ]
+    cfg.auto_scale_lr = dict()
+    runner = Runner.from_cfg(cfg)
+    preprocessor = runner.model.data_preprocessor
+    shapes = []
+    forward = preprocessor.forward
+
+    def record(data, training=False):
+        out = forward(data, training)
+        shapes.append(tuple(out['inputs'].shape))
+        return out
+
+    preprocessor.forward = record
+    runner.train()
+    # 16 images: 4 batches of 4 at 32 px, then 2 of 8 at 64 px.
+    assert shapes == [(4, 3, 32, 32)] * 4 + [(8, 3, 64, 64)] * 2
+    log = (tmp_path / runner.timestamp / 'vis_data' / 'scalars.json')
+    losses = [json.loads(line)['loss']
+              for line in log.read_text().splitlines()]
+    assert len(losses) == 6 and all(math.isfinite(v) for v in losses)

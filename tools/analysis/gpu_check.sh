@@ -91,8 +91,9 @@ if ! pyval "$IMPORTS" 2>/dev/null; then
 fi
 setup=$((SECONDS - start))
 log "set-up took ${setup} s"
-# tools/dist_train.sh calls `python`: make it this interpreter (a bare
-# image may have no `python` at all).
+# tools/dist_train.sh runs `python` (or $PYTHON): make both this
+# interpreter (a bare image may have no `python` at all).
+export PYTHON="$PY"
 shim="$(mktemp -d)"
 printf '#!/bin/sh\nexec "%s" "$@"\n' "$PY" > "$shim/python"
 chmod +x "$shim/python"

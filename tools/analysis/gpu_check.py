@@ -339,7 +339,8 @@ class Check:
                     f'speed-up / FLOP ratio '
                     f'{r["speedup_over_flop_ratio"]:.0%}')
             self.row(f'benchmark {name}', 'ok', '; '.join(parts))
-        self.rows[-1]['seconds'] = seconds
+        if bench['results']:
+            self.rows[-1]['seconds'] = seconds
 
     def _imagenet(self):
         """``jpeg_unique`` generated 500x375 JPEGs, listed repeatedly in

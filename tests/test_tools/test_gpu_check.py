@@ -1,7 +1,7 @@
-"""tools/analysis/gpu_check.sh in its CPU form: every step of the GPU check
+"""tools/analysis/gpu_check.sh in its CPU form: the steps of the GPU check
 (ops, Mask R-CNN, UperNet, benchmark, end-to-end pre-training with both
-decoding paths, the bare model, dist_train.sh) runs with tiny sizes and
-lands in one table."""
+decoding paths, decoding alone) run with tiny sizes and land in one
+table."""
 import json
 import os
 import subprocess
@@ -15,9 +15,10 @@ def test_gpu_check_cpu_form(tmp_path):
         ['bash', str(ROOT / 'tools' / 'analysis' / 'gpu_check.sh'),
          '--device', 'cpu', '--out', str(out), '--work-dir',
          str(tmp_path / 'work'),
-         # The bare-model row runs benchmark_pretrain.py again (covered
-         # by the benchmark rows): left out for time.
-         '--skip', 'bare'],
+         # Left out for time: the bare-model row runs
+         # benchmark_pretrain.py again (as the benchmark rows do), and
+         # dist_train.sh on CPU is tests/test_engine/test_distributed.py's.
+         '--skip', 'bare,nccl'],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -35,9 +36,8 @@ def test_gpu_check_cpu_form(tmp_path):
     assert len(e2e) == 2 and all('images/s' in r['result'] for r in e2e)
     assert any(s.startswith('DeviceDecodeDataPreprocessor alone')
                for s in steps)
-    assert rows[1]['step'] == 'tools/dist_train.sh, 1 process'
     assert 'bare model' not in ' '.join(steps)  # --skip
-    assert 'backend gloo' in rows[1]['result']
+    assert 'dist_train' not in ' '.join(steps)
     # One table, printed last: a header line, column names, a rule and one
     # line per row.
     table = (out / 'gpu_check.md').read_text().splitlines()

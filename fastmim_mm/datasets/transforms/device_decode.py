@@ -1,4 +1,4 @@
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import numpy as np
 from mmcv.transforms import RandomFlip
@@ -46,26 +46,18 @@ class DeviceDecodeRandomResizedCrop(DecodeRandomResizedCrop):
     Args:
         scale (sequence | int): Output size, as for
             ``DecodeRandomResizedCrop``.
-        crop_ratio_range (tuple): Defaults to (0.08, 1.0).
-        aspect_ratio_range (tuple): Defaults to (3. / 4., 4. / 3.).
-        max_attempts (int): Defaults to 10.
-        interpolation (str): Resampling of the images cropped here.
-            Defaults to 'bicubic'.
         flip_prob (float): Probability of a horizontal flip.
             Defaults to 0.5.
-        skip_broken (bool): Defaults to False.
+        **kwargs: ``DecodeRandomResizedCrop``'s other arguments
+            (crop_ratio_range, aspect_ratio_range, max_attempts,
+            interpolation of the images cropped here, skip_broken).
     """
 
     def __init__(self,
                  scale: Union[Sequence[int], int],
-                 crop_ratio_range: Tuple[float, float] = (0.08, 1.0),
-                 aspect_ratio_range: Tuple[float, float] = (3. / 4., 4. / 3.),
-                 max_attempts: int = 10,
-                 interpolation: str = 'bicubic',
                  flip_prob: float = 0.5,
-                 skip_broken: bool = False) -> None:
-        super().__init__(scale, crop_ratio_range, aspect_ratio_range,
-                         max_attempts, interpolation, skip_broken)
+                 **kwargs) -> None:
+        super().__init__(scale, **kwargs)
         self.flip = RandomFlip(prob=float(flip_prob), direction='horizontal')
 
     def load(self, results: dict) -> dict:

@@ -40,7 +40,12 @@ def test_config_builds_with_paper_recipe(path):
     assert opt.weight_decay == 0.05
     assert model.mask_generator.mask_ratio == 0.75
     crop = cfg.train_dataloader.dataset.pipeline[0]
-    assert crop.type == 'DecodeRandomResizedCrop'
+    if 'gpu-decode' in name:
+        assert crop.type == 'DeviceDecodeRandomResizedCrop'
+        assert model.data_preprocessor.__class__.__name__ == \
+            'DeviceDecodeDataPreprocessor'
+    else:
+        assert crop.type == 'DecodeRandomResizedCrop'
     assert crop.crop_ratio_range == (0.2, 1.0)
     assert crop.interpolation == 'bicubic'
     assert model.input_size == (crop.scale, crop.scale)

@@ -20,6 +20,8 @@ from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
 from fastmim_mm.datasets import make_ade20k, make_coco_instances
 from fastmim_mm.datasets.synthetic_downstream import coco_class_names
+from fastmim_mm.testing import (shrink_detection_config,
+                                shrink_segmentation_config)
 
 from ..conftest import (CONFIG_DIR, ROOT, TINY_SWIN, TINY_VIT, run_train_py,
                         runner_config)
@@ -152,18 +154,11 @@ def detection_config(work_dir, data_root, checkpoint) -> Config:
     on 128 x 96 COCO-format data, 2 iterations."""
     cfg = Config.fromfile(str(DET))
     _transfer_common(cfg, work_dir, checkpoint)
-    size = (128, 128)
+    shrink_detection_config(cfg, SWIN_ARCH, SWIN_DIMS)
     classes = coco_class_names(2)
     model = cfg.model
-    model.backbone.arch = SWIN_ARCH
-    model.neck.in_channels = SWIN_DIMS
-    model.data_preprocessor.batch_augments[0].size = size
     model.roi_head.bbox_head.num_classes = len(classes)
     model.roi_head.mask_head.num_classes = len(classes)
-    # Fewer RoIs than on COCO, for CPU time.
-    model.train_cfg.rpn_proposal.max_per_img = 100
-    model.train_cfg.rcnn.sampler.num = 64
-    model.test_cfg.rpn.max_per_img = 50
     model.test_cfg.rcnn.max_per_img = 20
     model.test_cfg.rcnn.score_thr = 0.01
 
@@ -171,17 +166,9 @@ def detection_config(work_dir, data_root, checkpoint) -> Config:
     train.batch_size = 2
     train.dataset.dataset.data_root = data_root
     train.dataset.dataset.metainfo = dict(classes=classes)
-    for t in train.dataset.dataset.pipeline:
-        if t['type'] == 'RandomResize':
-            t['scale'] = size
-        elif t['type'] == 'RandomCrop':
-            t['crop_size'] = size
-        elif t['type'] == 'Pad':
-            t['size'] = size
     test = cfg.test_dataloader
     test.dataset.data_root = data_root
     test.dataset.metainfo = dict(classes=classes)
-    test.dataset.pipeline[1].scale = size  # Resize: keeps 128 x 96
     cfg.val_dataloader = test
     cfg.test_evaluator.ann_file = \
         f'{data_root}/annotations/instances_val2017.json'
@@ -196,32 +183,11 @@ def segmentation_config(work_dir, data_root, checkpoint) -> Config:
     128 px crops, 2 iterations."""
     cfg = Config.fromfile(str(SEG))
     _transfer_common(cfg, work_dir, checkpoint)
-    crop = (128, 128)
-    dims = VIT_ARCH['embed_dims']
-    model = cfg.model
-    model.backbone.arch = VIT_ARCH
-    model.backbone.img_size = crop
-    model.backbone.out_indices = [0, 1, 2, 3]
-    model.data_preprocessor.size = crop
-    model.neck.embed_dim = dims
-    model.decode_head.in_channels = [dims] * 4
-    model.decode_head.channels = dims
-    model.auxiliary_head.in_channels = dims
-    model.auxiliary_head.channels = 32
-    cfg.optim_wrapper.paramwise_cfg.num_layers = VIT_ARCH['num_layers']
-    # 192 px test images, 128 px windows at stride 85: 2 x 2 windows.
-    model.test_cfg = dict(mode='slide', crop_size=crop, stride=(85, 85))
-
+    shrink_segmentation_config(cfg, VIT_ARCH)
     train = cfg.train_dataloader
     train.dataset.data_root = data_root
-    for t in train.dataset.pipeline:
-        if t['type'] == 'RandomResize':
-            t['scale'] = (512, 128)
-        elif t['type'] == 'RandomCrop':
-            t['crop_size'] = crop
     test = cfg.test_dataloader
     test.dataset.data_root = data_root
-    test.dataset.pipeline[1].scale = (768, 192)
     cfg.val_dataloader = test
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2)
     return cfg

@@ -108,6 +108,20 @@ def _ends_with_eoi(data: bytes) -> bool:
     return data[-1:] == b'\x00' and data.rstrip(b'\x00').endswith(b'\xff\xd9')
 
 
+def is_plain_jpeg(data: bytes, header: Optional[tuple]) -> bool:
+    """Whether ``data`` is a complete 8-bit Huffman-coded (baseline,
+    extended or progressive) grey or YCbCr JPEG, the kind that
+    libjpeg-turbo (with DCT scaling) and nvJPEG decode.
+
+    Args:
+        data (bytes): The file content.
+        header (tuple | None): :func:`parse_jpeg_header` of ``data``.
+    """
+    return (header is not None and header[0] in _FAST_SOF
+            and header[1] == 8 and header[4] in (1, 3)
+            and min(header[2:4]) > 0 and _ends_with_eoi(data))
+
+
 @TRANSFORMS.register_module()
 class DecodeRandomResizedCrop(ImageLoadingTransform):
     """Load an image, crop a random box and resize it, decoding JPEGs at a
@@ -332,9 +346,7 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
         data = read_image_bytes(filename)
         header = parse_jpeg_header(data)
         img = box = None
-        if (header is not None and header[0] in _FAST_SOF
-                and header[1] == 8 and header[4] in (1, 3)
-                and min(header[2:4]) > 0 and _ends_with_eoi(data)):
+        if is_plain_jpeg(data, header):
             height, width = header[2:4]
             box = self.sample_crop(height, width)
             factor = self.reduction_factor(*box[2:])

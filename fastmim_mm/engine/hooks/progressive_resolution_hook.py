@@ -44,7 +44,8 @@ class ProgressiveResolutionHook(Hook):
             Defaults to 256.
         crop_types (tuple[str]): Class names of the transforms whose
             ``scale`` is the output size. Defaults to
-            ``('RandomResizedCrop', 'DecodeRandomResizedCrop')``.
+            ``('RandomResizedCrop', 'DecodeRandomResizedCrop',
+            'DeviceDecodeRandomResizedCrop')``.
     """
 
     priority = 'ABOVE_NORMAL'  # the new sampler must get its epoch set after
@@ -53,8 +54,9 @@ class ProgressiveResolutionHook(Hook):
     def __init__(self,
                  phases: Sequence[PhaseSpec],
                  base_batch_size: int = 256,
-                 crop_types: Sequence[str] = ('RandomResizedCrop',
-                                              'DecodeRandomResizedCrop')
+                 crop_types: Sequence[str] = (
+                     'RandomResizedCrop', 'DecodeRandomResizedCrop',
+                     'DeviceDecodeRandomResizedCrop')
                  ) -> None:
         keys = ('start_epoch', 'input_size', 'batch_size',
                 'accumulative_counts')

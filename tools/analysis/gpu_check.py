@@ -50,8 +50,8 @@ from fastmim_mm.testing import (shrink_detection_config,  # noqa: E402
 CONFIGS = osp.join(ROOT, 'configs', 'fastmim')
 DET = osp.join(
     CONFIGS, 'benchmarks', 'mmdetection',
-    'mask-rcnn_fastmim-swin-base-w7_fpn_4conv1fc-syncbn_8xb2-lsj-scp-3x_'
-    'coco.py')
+    'mask-rcnn_fastmim-swin-base-w7_fpn_rpn-2conv_4conv1fc_syncbn-all_'
+    '8xb4-lsj-scp-3x_coco.py')
 SEG = osp.join(CONFIGS, 'benchmarks', 'mmsegmentation',
                'upernet_fastmim-vit-base-p16_8xb2-160k_ade20k-512x512.py')
 PRETRAIN = osp.join(CONFIGS,

@@ -42,8 +42,11 @@ class FastMIMReconstructionHook(Hook):
                          outputs=None) -> None:
         if self._batch is None and data_batch is not None:
             n = self.num_images
+            # A tensor batch, or a list of encoded images when decoding
+            # happens in the data preprocessor (DeviceDecodeDataPreprocessor).
+            inputs = data_batch['inputs'][:n]
             self._batch = dict(
-                inputs=data_batch['inputs'][:n].clone(),
+                inputs=inputs.clone() if torch.is_tensor(inputs) else inputs,
                 data_samples=data_batch['data_samples'][:n])
 
     def after_train_epoch(self, runner) -> None:

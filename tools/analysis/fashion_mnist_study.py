@@ -33,7 +33,6 @@ Example::
 import argparse
 import gzip
 import json
-import math
 import os
 import os.path as osp
 import shutil
@@ -42,7 +41,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
@@ -400,7 +398,8 @@ def run_pretrain(args, arm, seed, iters, preset) -> dict:
         os.makedirs(work_dir, exist_ok=True)
         ckpt = osp.join(work_dir, 'init.pth')
         torch.save(dict(state_dict=model.state_dict()), ckpt)
-        return dict(checkpoint=ckpt, iters=0, epochs=0., seconds=0.,
+        return dict(checkpoint=osp.relpath(ckpt, args.work_dir), iters=0,
+                    epochs=0., seconds=0.,
                     images_per_s=None, final_loss=None)
     cfg = load_config(config, work_dir, args.data_dir, seed)
     cfg.train_dataloader.batch_size = preset['batch']
@@ -724,7 +723,8 @@ def main(argv=None):
             for f in preset['ft_seeds']:
                 settings[f'ft{f}'] = dict(
                     pt, ft_seed=f, labels=preset['labels'],
-                    ft_batch=preset['ft_batch'], ft_iters=preset['ft_iters'], ft_val=preset['ft_val'],
+                    ft_batch=preset['ft_batch'],
+                    ft_iters=preset['ft_iters'], ft_val=preset['ft_val'],
                     curve_test=preset['curve_test'],
                     ft_test=preset['ft_test'])
             if arm == 'scratch' and seed == preset['pt_seeds'][0] and \

@@ -43,7 +43,7 @@ def run_study(*args):
     return subprocess.run(
         [sys.executable, str(STUDY_PY), *map(str, args)], cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
-        text=True, timeout=600)
+        text=True, timeout=1800)
 
 
 @pytest.fixture(scope='module')

@@ -334,17 +334,25 @@ def write_json(path: str, obj) -> None:
 # ---------------------------------------------------------------- units
 
 
-def calibrate(args, preset: dict, arms: list) -> dict:
-    """Seconds per training step (preset batch) of every pre-training config
-    used, timed in interleaved rounds on in-memory images; medians."""
+def load_calibration(args, preset: dict):
     path = osp.join(args.work_dir, 'calibration.json')
-    names = sorted({ARMS[a][0] for a in arms if ARMS[a][0]})
-    if osp.isfile(path):
-        with open(path) as f:
-            record = json.load(f)
-        if record['batch'] == preset['batch'] and \
-                set(names) <= set(record['step_s']):
-            return record
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    if record['batch'] != preset['batch']:
+        fail(f'{path} was measured at batch {record["batch"]}, the preset '
+             f'uses {preset["batch"]}: use another --work-dir.')
+    return record
+
+
+def calibrate(args, preset: dict) -> dict:
+    """Seconds per training step (preset batch) of every pre-training config
+    the equal-time arms are compared with, timed in interleaved rounds on
+    in-memory images; the minimum over rounds, which other load on the
+    machine inflates least."""
+    names = sorted({ARMS[a][0] for a in preset['arms']
+                    if ARMS[a][1] == 'time'} | {ARMS[TIME_REFERENCE][0]})
     log(f'calibrating the step time of {len(names)} pre-training configs')
     torch.manual_seed(0)
     methods = {}
@@ -372,8 +380,10 @@ def calibrate(args, preset: dict, arms: list) -> dict:
                 times[name].append((time.perf_counter() - start) / 2)
     record = dict(
         batch=preset['batch'], device=args.device,
-        step_s={n: statistics.median(t) for n, t in times.items()})
-    write_json(path, record)
+        os_load_average=os.getloadavg()[0],
+        step_s={n: min(t) for n, t in times.items()},
+        step_s_rounds=times)
+    write_json(osp.join(args.work_dir, 'calibration.json'), record)
     return record
 
 
@@ -660,31 +670,41 @@ def write_plot(results: dict, path: str) -> None:
 
 
 class Progress:
-    """ETA from what is left: pre-training as calibrated (scaled by how the
-    runs so far compared with the calibration), kNN and fine-tuning at the
-    mean time of those run so far."""
+    """ETA from what is left: pre-training at the seconds per iteration
+    measured for that config so far (else the mean over configs), kNN and
+    fine-tuning at the mean time of those run so far."""
 
     def __init__(self):
         self.start = time.perf_counter()
-        self.left = dict(pretrain=0., knn=0, finetune=0)
-        self.spent = dict(pretrain=[], knn=[], finetune=[])
-        self.estimated = []
+        self.left_pretrain = []  # (config, iterations)
+        self.per_iter = {}  # config: seconds per iteration
+        self.left = dict(knn=0, finetune=0.)
+        self.spent = dict(knn=[], finetune=[])
 
     def plan(self, kind: str, amount=1) -> None:
-        self.left[kind] += amount
+        if kind == 'pretrain':
+            self.left_pretrain.append(amount)
+        else:
+            self.left[kind] += amount
 
     def done(self, kind: str, seconds: float, amount=1) -> None:
-        self.left[kind] -= amount
-        self.spent[kind].append(seconds)
         if kind == 'pretrain':
-            self.estimated.append(amount)
+            self.left_pretrain.remove(amount)
+            self.per_iter[amount[0]] = seconds / amount[1]
+        else:
+            self.left[kind] -= amount
+            self.spent[kind].append(seconds / amount)
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.start
         text = f'elapsed {elapsed / 60:.1f} min'
-        scale = (sum(self.spent['pretrain']) / sum(self.estimated)
-                 if sum(self.estimated) else 1.)
-        eta = self.left['pretrain'] * scale
+        if self.left_pretrain and not self.per_iter:
+            return text + ', ETA after the first pre-training'
+        eta = 0.
+        if self.per_iter:
+            mean = statistics.mean(self.per_iter.values())
+            eta = sum(iters * self.per_iter.get(config, mean)
+                      for config, iters in self.left_pretrain)
         for kind in ('knn', 'finetune'):
             if self.left[kind] and not self.spent[kind]:
                 return text + f', ETA after the first {kind} run'
@@ -692,6 +712,62 @@ class Progress:
                 eta += self.left[kind] * statistics.mean(self.spent[kind])
         return text + f', ETA {eta / 60:.1f} min'
 
+
+def unit_settings(arm, seed, preset, calibration):
+    """What each unit of an arm and pre-training seed is computed with;
+    None for an equal-time arm before the calibration exists."""
+    if ARMS[arm][1] == 'time' and calibration is None:
+        return None
+    iters = 0 if ARMS[arm][0] is None else \
+        pretrain_iters(arm, preset, calibration)
+    pt = dict(config=ARMS[arm][0], iters=iters, batch=preset['batch'],
+              seed=seed)
+    settings = dict(
+        pretrain=pt,
+        knn=dict(pt, knn_train=preset['knn_train'],
+                 knn_test=preset['knn_test']))
+    for f in preset['ft_seeds']:
+        settings[f'ft{f}'] = dict(
+            pt, ft_seed=f, labels=preset['labels'],
+            ft_batch=preset['ft_batch'], ft_iters=preset['ft_iters'],
+            ft_val=preset['ft_val'], curve_test=preset['curve_test'],
+            ft_test=preset['ft_test'])
+    if arm == 'scratch' and seed == preset['pt_seeds'][0] and \
+            preset['long']:
+        first = settings[f'ft{preset["ft_seeds"][0]}']
+        settings['ft-long'] = dict(
+            first, ft_iters=first['ft_iters'] * preset['long'],
+            ft_val=first['ft_val'] * preset['long'])
+    return settings
+
+
+def cached_units(args, cache, arm, seed, settings) -> dict:
+    cached = {u: cache.get(arm, seed, u, s) for u, s in settings.items()}
+    evals = [u for u in settings if u != 'pretrain']
+    if cached['pretrain'] is not None and any(
+            cached[u] is None for u in evals) and not osp.isfile(
+                checkpoint_path(args, cached['pretrain'])):
+        log(f'{arm} seed {seed}: the checkpoint is gone; it will be '
+            'pre-trained again, and its cached evaluations are dropped so '
+            'that all come from one encoder')
+        cached = dict.fromkeys(cached)
+    return cached
+
+
+def plan(progress, preset, arm, settings, cached) -> None:
+    config = ARMS[arm][0]
+    if settings is None:  # an equal-time arm costs what its reference does
+        progress.plan('pretrain',
+                      (ARMS[TIME_REFERENCE][0], preset['iters']))
+        progress.plan('knn')
+        progress.plan('finetune', len(preset['ft_seeds']))
+        return
+    if cached['pretrain'] is None and config is not None:
+        progress.plan('pretrain', (config, settings['pretrain']['iters']))
+    progress.plan('knn', cached['knn'] is None)
+    progress.plan('finetune', sum(
+        settings[u]['ft_iters'] / preset['ft_iters']
+        for u in settings if u.startswith('ft') and cached[u] is None))
 
 
 def main(argv=None):
@@ -705,61 +781,37 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     args.data_dir = osp.abspath(prepare_data(args.idx_dir, args.data_dir))
     labelled = labelled_subset(args.data_dir, preset['labels'])
-    calibration = calibrate(args, preset, preset['arms'])
+    # Calibrated only when the first equal-time arm needs it, so that it
+    # sees the load the machine has then.
+    calibration = load_calibration(args, preset)
     cache = Cache(args.work_dir)
 
     # Seed-major order: an interrupted study has every arm at some seeds.
     units = []
+    progress = Progress()
     for seed in preset['pt_seeds']:
         for arm in preset['arms']:
-            iters = 0 if ARMS[arm][0] is None else \
-                pretrain_iters(arm, preset, calibration)
-            pt = dict(config=ARMS[arm][0], iters=iters,
-                      batch=preset['batch'], seed=seed)
-            settings = dict(
-                pretrain=pt,
-                knn=dict(pt, knn_train=preset['knn_train'],
-                         knn_test=preset['knn_test']))
-            for f in preset['ft_seeds']:
-                settings[f'ft{f}'] = dict(
-                    pt, ft_seed=f, labels=preset['labels'],
-                    ft_batch=preset['ft_batch'],
-                    ft_iters=preset['ft_iters'], ft_val=preset['ft_val'],
-                    curve_test=preset['curve_test'],
-                    ft_test=preset['ft_test'])
-            if arm == 'scratch' and seed == preset['pt_seeds'][0] and \
-                    preset['long']:
-                first = settings[f'ft{preset["ft_seeds"][0]}']
-                settings['ft-long'] = dict(
-                    first, ft_iters=first['ft_iters'] * preset['long'],
-                    ft_val=first['ft_val'] * preset['long'])
-            cached = {u: cache.get(arm, seed, u, s)
-                      for u, s in settings.items()}
-            evals = [u for u in settings if u != 'pretrain']
-            if cached['pretrain'] is not None and any(
-                    cached[u] is None for u in evals) and not osp.isfile(
-                        checkpoint_path(args, cached['pretrain'])):
-                log(f'{arm} seed {seed}: the checkpoint is gone; it will be '
-                    'pre-trained again, and its cached evaluations are '
-                    'dropped so that all come from one encoder')
-                cached = dict.fromkeys(cached)
+            settings = unit_settings(arm, seed, preset, calibration)
+            cached = None if settings is None else cached_units(
+                args, cache, arm, seed, settings)
+            plan(progress, preset, arm, settings, cached)
             units.append((arm, seed, settings, cached))
-
-    progress = Progress()
-    for arm, seed, settings, cached in units:
-        config = ARMS[arm][0]
-        if cached['pretrain'] is None and config is not None:
-            progress.plan('pretrain', settings['pretrain']['iters'] *
-                          calibration['step_s'][config])
-        progress.plan('knn', cached['knn'] is None)
-        progress.plan('finetune', sum(
-            (settings[u]['ft_iters'] / preset['ft_iters'])
-            for u in settings if u.startswith('ft') and cached[u] is None))
 
     run_preset = dict(preset, knn_train=subset(preset['knn_train']),
                       knn_test=subset(preset['knn_test']))
     records = {arm: {} for arm in preset['arms']}
     for i, (arm, seed, settings, cached) in enumerate(units):
+        config = ARMS[arm][0]
+        if settings is None:
+            if calibration is None:
+                calibration = calibrate(args, preset)
+            settings = unit_settings(arm, seed, preset, calibration)
+            cached = cached_units(args, cache, arm, seed, settings)
+            progress.left_pretrain.remove(
+                (ARMS[TIME_REFERENCE][0], preset['iters']))
+            if cached['pretrain'] is None:
+                progress.plan('pretrain',
+                              (config, settings['pretrain']['iters']))
         log(f'arm {arm} ({ARMS[arm][2]}), pre-training seed {seed} '
             f'[{i + 1}/{len(units)}]: {progress.line()}')
         pretrain = cached['pretrain']
@@ -769,9 +821,9 @@ def main(argv=None):
             pretrain = cache.put(arm, seed, 'pretrain', settings['pretrain'],
                                  run_pretrain(args, arm, seed, iters,
                                               preset))
-            if ARMS[arm][0] is not None:
+            if config is not None:
                 progress.done('pretrain', pretrain['seconds'],
-                              iters * calibration['step_s'][ARMS[arm][0]])
+                              (config, iters))
         knn = cached['knn']
         if knn is None:
             log(f'  computing kNN for {arm} seed {seed}: {progress.line()}')
@@ -790,8 +842,7 @@ def main(argv=None):
                     arm, seed, unit, ft,
                     run_finetune(args, arm, seed, unit, pretrain, ft,
                                  labelled))
-                progress.done('finetune', cached[unit]['seconds'] /
-                              (ft['ft_iters'] / preset['ft_iters']),
+                progress.done('finetune', cached[unit]['seconds'],
                               ft['ft_iters'] / preset['ft_iters'])
             log(f'  fine-tuned {arm} seed {seed}/{ft["ft_seed"]} '
                 f'({ft["ft_iters"]} iterations): '

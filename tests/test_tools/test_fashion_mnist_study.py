@@ -24,16 +24,16 @@ def write_idx(path, array):
 
 
 def make_idx_dir(root, train=600, test=200):
-    """Class c: a bright bar at row 2 + 2c on a noisy background, so that
-    labels follow from the images and a kNN on any sensible features beats
-    chance by far."""
+    """Class c: a bright box 2 * (c + 1) px wide on a noisy background, so
+    that labels follow from the images and a kNN on the features of any
+    encoder, even a random one, beats chance by far."""
     rng = np.random.default_rng(0)
     for split, n in (('train', train), ('t10k', test)):
         labels = np.arange(n) % 10
         rng.shuffle(labels)
         images = rng.integers(0, 40, (n, 28, 28))
         for i, c in enumerate(labels):
-            images[i, 2 + 2 * c:4 + 2 * c, 4:24] = 255
+            images[i, 4:24, 4:6 + 2 * c] = 255
         write_idx(root / f'{split}-images-idx3-ubyte.gz', images)
         write_idx(root / f'{split}-labels-idx1-ubyte.gz', labels)
     return root
@@ -68,8 +68,9 @@ def test_smoke_covers_every_arm(smoke):
         assert len(r['knn']) == 1 and len(r['finetune']) == 1, arm
         assert 0. <= r['finetune'][0] <= 100.
         # 100 test images, 200 training images as neighbours; the classes
-        # are bars at different heights, which any encoder separates.
-        assert r['knn'][0] > 50., (arm, r['knn'])
+        # are boxes of different widths, which a random ViT separates
+        # (100% measured), and bars at different heights less (29%).
+        assert r['knn'][0] > 80., (arm, r['knn'])
         curve = r['runs']['0']['finetune']['ft0']['curve']
         assert [it for it, _ in curve] == [2, 4]
     arms = results['arms']

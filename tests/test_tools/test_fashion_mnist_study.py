@@ -3,6 +3,7 @@ files written here in the Debian package's layout (gzipped)."""
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -104,17 +105,25 @@ def test_smoke_resumes_from_its_cache(smoke):
     work = root / 'work'
     before = json.loads((work / 'results.json').read_text())
     (work / 'cache' / 'hog16' / 'pt0' / 'ft0.json').unlink()
+    # A cache copied without its checkpoints (e.g. committed JSON only):
+    # the arm whose evaluation is missing is pre-trained again.
+    (work / 'cache' / 'pixel32' / 'pt0' / 'ft0.json').unlink()
+    shutil.rmtree(work / 'runs' / 'pixel32')
     result = run_study(*args)
     assert result.returncode == 0, result.stderr[-3000:]
-    # Only the deleted unit ran again: no pre-training, no kNN.
+    # Only what was deleted ran again.
     assert 'pre-training hog16' not in result.stdout
-    assert 'computing kNN' not in result.stdout
-    assert result.stdout.count('  fine-tuning ') == 1
+    assert 'pixel32 seed 0: the checkpoint is gone' in result.stdout
+    assert 'pre-training pixel32 seed 0' in result.stdout
+    assert result.stdout.count('computing kNN') == 1
+    assert 'computing kNN for pixel32' in result.stdout
+    assert result.stdout.count('  fine-tuning ') == 2
     assert 'fine-tuning hog16 seed 0, fine-tuning seed 0' in result.stdout
     after = json.loads((work / 'results.json').read_text())
     for arm in ARMS:
-        assert after['arms'][arm]['knn'] == before['arms'][arm]['knn']
-        if arm != 'hog16':
+        if arm != 'pixel32':
+            assert after['arms'][arm]['knn'] == before['arms'][arm]['knn']
+        if arm not in ('hog16', 'pixel32'):
             assert after['arms'][arm]['finetune'] == \
                 before['arms'][arm]['finetune']
 

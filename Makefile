@@ -1,11 +1,15 @@
 # `make demo`: install if needed, then pre-train a small ViT with FastMIM on a
 # generated dataset and write a reconstruction panel.
 # `make test`: install if needed, then run the test suite.
+# `make study [PRESET=smoke|quick|full]`: install if needed, then run the
+# Fashion-MNIST study (tools/analysis/fashion_mnist_study.py) into STUDY_DIR.
 PY := .venv/bin/python
 DEMO_CONFIG := configs/fastmim/fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.py
 DEMO_DIR := work_dirs/demo
+PRESET ?= quick
+STUDY_DIR ?= work_dirs/study
 
-.PHONY: install demo test
+.PHONY: install demo test study
 
 install:
 	@bash tools/setup_env.sh
@@ -18,3 +22,6 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests -q
+
+study: install
+	$(PY) tools/analysis/fashion_mnist_study.py --preset $(PRESET) --work-dir $(STUDY_DIR)

@@ -1,0 +1,141 @@
+"""The Fashion-MNIST study's smoke preset, run as a user runs it, on IDX
+files written here in the Debian package's layout (gzipped)."""
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ..conftest import ROOT
+
+STUDY_PY = ROOT / 'tools' / 'analysis' / 'fashion_mnist_study.py'
+ARMS = ['scratch', 'hog16', 'hog32-time', 'pixel32', 'mae32-time']
+
+
+def write_idx(path, array):
+    """An IDX file as Fashion-MNIST ships it: magic (ubyte, ndim), sizes."""
+    header = bytes([0, 0, 8, array.ndim]) + b''.join(
+        int(n).to_bytes(4, 'big') for n in array.shape)
+    with gzip.open(path, 'wb') as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_idx_dir(root, train=600, test=200):
+    """Class c: a bright box 2 * (c + 1) px wide on a noisy background, so
+    that labels follow from the images and a kNN on the features of any
+    encoder, even a random one, beats chance by far."""
+    rng = np.random.default_rng(0)
+    for split, n in (('train', train), ('t10k', test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 40, (n, 28, 28))
+        for i, c in enumerate(labels):
+            images[i, 4:24, 4:6 + 2 * c] = 255
+        write_idx(root / f'{split}-images-idx3-ubyte.gz', images)
+        write_idx(root / f'{split}-labels-idx1-ubyte.gz', labels)
+    return root
+
+
+def run_study(*args):
+    return subprocess.run(
+        [sys.executable, str(STUDY_PY), *map(str, args)], cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+        text=True, timeout=1800)
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp('study')
+    idx = root / 'idx'
+    idx.mkdir()
+    make_idx_dir(idx)
+    args = ['--preset', 'smoke', '--idx-dir', idx, '--data-dir',
+            root / 'data', '--work-dir', root / 'work']
+    result = run_study(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, args, result
+
+
+def test_smoke_covers_every_arm(smoke):
+    root, _, result = smoke
+    work = root / 'work'
+    results = json.loads((work / 'results.json').read_text())
+    assert list(results['arms']) == ARMS
+    for arm, r in results['arms'].items():
+        assert len(r['knn']) == 1 and len(r['finetune']) == 1, arm
+        assert 0. <= r['finetune'][0] <= 100.
+        # 100 test images, 200 training images as neighbours; the classes
+        # are boxes of different widths, which a random ViT separates
+        # (100% measured), and bars at different heights less (29%).
+        assert r['knn'][0] > 80., (arm, r['knn'])
+        curve = r['runs']['0']['finetune']['ft0']['curve']
+        assert [it for it, _ in curve] == [2, 4]
+    arms = results['arms']
+    assert arms['scratch']['iters'] == 0
+    assert arms['hog16']['iters'] == arms['pixel32']['iters'] == 3
+    # Equal wall-clock: a 32 px step costs more than a 16 px one, so the
+    # 32 px run gets fewer iterations, in the calibrated ratio.
+    step = results['calibration']['step_s']
+    hog16, hog32 = (arms[a]['config'] for a in ('hog16', 'hog32-time'))
+    assert step[hog32] > step[hog16]
+    assert arms['hog32-time']['iters'] == max(
+        2, round(3 * step[hog16] / step[hog32]))
+    # The scratch arm's long fine-tuning: twice the iterations.
+    long = arms['scratch']['long_schedule']
+    assert long['iters'] == 8 and [it for it, _ in long['curve']] == [4, 8]
+    # Per arm and seed: wall-clock, images/s, one checkpoint outside cache/.
+    for arm in ARMS[1:]:
+        assert arms[arm]['pretrain_seconds'][0] > 0
+        assert arms[arm]['images_per_s'][0] > 0
+        ckpt = work / arms[arm]['runs']['0']['pretrain']['checkpoint']
+        assert ckpt.is_file() and 'runs' in ckpt.parts
+    assert not list((work / 'cache').rglob('*.pth'))
+    table = (work / 'results.md').read_text().splitlines()
+    assert len([l for l in table if l.startswith('| ')]) == 2 + len(ARMS)
+    assert (work / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert '[study] arm mae32-time' in result.stdout
+
+
+def test_smoke_resumes_from_its_cache(smoke):
+    root, args, _ = smoke
+    work = root / 'work'
+    before = json.loads((work / 'results.json').read_text())
+    (work / 'cache' / 'hog16' / 'pt0' / 'ft0.json').unlink()
+    # A cache copied without its checkpoints (e.g. committed JSON only):
+    # the arm whose evaluation is missing is pre-trained again.
+    (work / 'cache' / 'pixel32' / 'pt0' / 'ft0.json').unlink()
+    shutil.rmtree(work / 'runs' / 'pixel32')
+    result = run_study(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Only what was deleted ran again.
+    assert 'pre-training hog16' not in result.stdout
+    assert 'pixel32 seed 0: the checkpoint is gone' in result.stdout
+    assert 'pre-training pixel32 seed 0' in result.stdout
+    assert result.stdout.count('computing kNN') == 1
+    assert 'computing kNN for pixel32' in result.stdout
+    assert result.stdout.count('  fine-tuning ') == 2
+    assert 'fine-tuning hog16 seed 0, fine-tuning seed 0' in result.stdout
+    after = json.loads((work / 'results.json').read_text())
+    for arm in ARMS:
+        if arm != 'pixel32':
+            assert after['arms'][arm]['knn'] == before['arms'][arm]['knn']
+        if arm not in ('hog16', 'pixel32'):
+            assert after['arms'][arm]['finetune'] == \
+                before['arms'][arm]['finetune']
+
+
+def test_missing_idx_files_are_named(tmp_path):
+    (tmp_path / 'train-images-idx3-ubyte.gz').write_bytes(b'')
+    result = run_study('--preset', 'smoke', '--idx-dir', tmp_path,
+                       '--data-dir', tmp_path / 'data', '--work-dir',
+                       tmp_path / 'work')
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f'fashion_mnist_study.py: error: --idx-dir {tmp_path}: '
+        'train-labels-idx1-ubyte, t10k-images-idx3-ubyte, '
+        't10k-labels-idx1-ubyte missing (.gz or not); the folder needs the '
+        'four Fashion-MNIST IDX files.']

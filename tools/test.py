@@ -20,7 +20,6 @@ from fastmim_mm.engine.launch import (add_runner_args, build_runner,
                                       clear_errors, distributed_session, fail,
                                       parse_runner_args, set_work_dir,
                                       setup_launcher)
-from fastmim_mm.engine.runner import use_fastmim_runner
 
 PROG = 'test.py'
 fail = partial(fail, PROG)
@@ -92,7 +91,6 @@ def main(argv=None):
              f'test (a pre-training config? Evaluate a fine-tuning or '
              f'downstream config).')
     setup_launcher(cfg, args.launcher, PROG)
-    use_fastmim_runner(cfg)
     with clear_errors(PROG), distributed_session():
         metrics = build_runner(cfg).test()
     return metrics

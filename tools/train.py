@@ -16,7 +16,6 @@ from fastmim_mm.engine.launch import (add_runner_args, build_runner,
                                       clear_errors, distributed_session, fail,
                                       parse_runner_args, set_work_dir,
                                       setup_launcher)
-from fastmim_mm.engine.runner import use_fastmim_runner
 
 PROG = 'train.py'
 fail = partial(fail, PROG)
@@ -107,7 +106,6 @@ def main(argv=None):
         fail(str(e))
     cfg = merge_args(cfg, args)
     setup_launcher(cfg, args.launcher, PROG)
-    use_fastmim_runner(cfg)
     with clear_errors(PROG), distributed_session():
         build_runner(cfg).train()
 

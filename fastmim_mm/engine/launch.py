@@ -13,7 +13,6 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 from .data_files import check_dataset_files
 from .input_size import check_pretrain_input_size
@@ -101,10 +100,11 @@ def distributed_session():
 
 
 def build_runner(cfg: Config):
+    """Check the config, then build its runner: :class:`FastMIMRunner`
+    unless it names a runner of its own (``runner_type``)."""
     check_pretrain_input_size(cfg)
     check_dataset_files(cfg)
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
+    cfg.setdefault('runner_type', 'FastMIMRunner')
     return RUNNERS.build(cfg)
 
 

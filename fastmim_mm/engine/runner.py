@@ -62,12 +62,6 @@ def _show_once(show):
     return showwarning
 
 
-def use_fastmim_runner(cfg) -> None:
-    """Build ``cfg`` with :class:`FastMIMRunner` unless it names a runner
-    of its own."""
-    cfg.setdefault('runner_type', 'FastMIMRunner')
-
-
 def _millions(n: int) -> str:
     return f'{n / 1e6:.2f} M'
 

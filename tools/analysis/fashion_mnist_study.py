@@ -102,12 +102,12 @@ PRESETS = {
         arms=['scratch', 'hog16', 'hog32-time', 'mae32-time'],
         pt_seeds=[0], ft_seeds=[0], iters=100, batch=128, rounds=3,
         knn_train=20000, knn_test=None, labels=100, ft_batch=None,
-        ft_iters=200, ft_val=20, curve_test=1000, ft_test=None, long=0),
+        ft_iters=400, ft_val=100, curve_test=1000, ft_test=None, long=0),
     'full': dict(
         arms=list(ARMS), pt_seeds=[0, 1], ft_seeds=[0, 1], iters=200,
         batch=128, rounds=5, knn_train=None, knn_test=None, labels=100,
-        ft_batch=None, ft_iters=200, ft_val=20, curve_test=1000,
-        ft_test=None, long=4),
+        ft_batch=None, ft_iters=800, ft_val=100, curve_test=1000,
+        ft_test=None, long=3),
 }
 
 

@@ -1,6 +1,7 @@
 """DecodeRandomResizedCrop: same boxes as RandomResizedCrop, same pixels as
 decoding in full, the fallbacks and the errors."""
 import io
+import itertools
 import math
 
 import cv2
@@ -11,11 +12,10 @@ from mmpretrain.datasets import LoadImageFromFile, RandomResizedCrop
 from PIL import Image
 from scipy.stats import ks_2samp
 
-from fastmim_mm.datasets import BrokenImageError, SafeLoadImageFromFile
-from fastmim_mm.datasets import photo_like_image
-from fastmim_mm.datasets.transforms import DecodeRandomResizedCrop
-from fastmim_mm.datasets.transforms import decode_crop
-from fastmim_mm.datasets.transforms.decode_crop import parse_jpeg_header
+from fastmim_mm.datasets import (BrokenImageError, SafeLoadImageFromFile,
+                                 photo_like_image)
+from fastmim_mm.datasets.transforms import DecodeRandomResizedCrop, decode_crop
+from fastmim_mm.datasets.transforms.decode_crop import jpeg_header
 
 
 def photo(width=500, height=375, seed=0, noise=4.0):
@@ -205,7 +205,7 @@ def test_fallback_equals_safe_load_then_crop(tmp_path, kind):
         'gray_png': lambda: save(base.convert('L'), tmp_path / 'g.png'),
     }[kind]()
     if kind == 'cmyk_jpeg':
-        assert parse_jpeg_header(open(path, 'rb').read())[4] == 4
+        assert jpeg_header(open(path, 'rb').read())[2] == 'CMYK'
     t = DecodeRandomResizedCrop(48)
     np.random.seed(7)
     results = t(dict(img_path=path))
@@ -216,7 +216,7 @@ def test_fallback_equals_safe_load_then_crop(tmp_path, kind):
 
 def test_grayscale_jpeg_three_channels(tmp_path):
     path = save(photo(seed=6).convert('L'), tmp_path / 'gray.jpg')
-    assert parse_jpeg_header(open(path, 'rb').read())[4] == 1
+    assert jpeg_header(open(path, 'rb').read())[2] == 'Gray'
     t = DecodeRandomResizedCrop(32, crop_ratio_range=(0.5, 1.0))
     for seed in range(3):
         np.random.seed(seed)
@@ -250,27 +250,31 @@ def test_padding_and_junk_after_end_of_image(tmp_path, jpegs):
         assert psnr(img, expected) > 40
 
 
-@pytest.mark.parametrize('case', ['truncated', 'cut_in_header', 'empty',
-                                  'text', 'missing'])
-def test_broken_files_raise_naming_the_file(tmp_path, jpegs, monkeypatch,
-                                           case):
+@pytest.mark.parametrize('case', [
+    'truncated', 'truncated_progressive', 'cut_before_end', 'cut_in_header',
+    'empty', 'text', 'missing'
+])
+def test_broken_files_raise_naming_the_file(tmp_path, jpegs, case):
     data = open(jpegs['baseline'], 'rb').read()
     path = tmp_path / f'{case}.jpg'
     if case == 'truncated':
         path.write_bytes(data[:len(data) // 2])
-        # OpenCV 4 decodes a truncated JPEG into a half-grey image without
-        # an error (OpenCV 5 refuses it): such a file must never reach it.
-        monkeypatch.setattr(
-            decode_crop.cv2, 'imdecode',
-            lambda *args: pytest.fail('truncated JPEG passed to OpenCV'))
+    elif case == 'truncated_progressive':
+        data = open(jpegs['progressive'], 'rb').read()
+        path.write_bytes(data[:len(data) // 2])
+    elif case == 'cut_before_end':  # only the end-of-image marker missing
+        path.write_bytes(data[:-2])
     elif case == 'cut_in_header':
         path.write_bytes(data[:300])
     elif case == 'empty':
         path.write_bytes(b'')
     elif case == 'text':
         path.write_text('not pixels\n')
-    with pytest.raises(BrokenImageError, match=str(path)):
+    with pytest.raises(BrokenImageError, match=str(path)) as error:
         DecodeRandomResizedCrop(64)(dict(img_path=str(path)))
+    if case.startswith(('truncated', 'cut_before')):
+        # Neither decoder yields a partly grey image without an error.
+        assert 'image file is truncated' in str(error.value)
 
 
 def test_scale_can_be_changed(jpegs):
@@ -305,32 +309,39 @@ def test_in_mmpretrain_pipeline(jpegs):
             jpegs[name]).size[::-1]
 
 
-def test_parse_jpeg_header(jpegs):
+def test_jpegs_take_the_reduced_decode(jpegs, tmp_path, monkeypatch):
+    """JPEGs are decoded by TurboJPEG from their header's size: never by
+    the full-decode fallback (PIL), which sees only what TurboJPEG
+    refuses."""
     for name, path in jpegs.items():
-        with open(path, 'rb') as f:
-            header = parse_jpeg_header(f.read())
         with Image.open(path) as img:
-            assert header[2:] == (img.size[1], img.size[0], 3)
-        assert header[0] == (0xC2 if name == 'progressive' else 0xC0)
+            assert jpeg_header(open(path, 'rb').read()) == (
+                img.size[1], img.size[0], 'YCbCr',
+                '444' if name == 'no_subsampling' else '420')
     buf = io.BytesIO()
     Image.new('RGB', (4, 4)).save(buf, format='PNG')
-    assert parse_jpeg_header(buf.getvalue()) is None
-    assert parse_jpeg_header(b'\xff\xd8\xff\xe0\x00') is None
+    assert jpeg_header(buf.getvalue()) is None
+    assert jpeg_header(b'\xff\xd8\xff\xe0\x00') is None
 
-
-def test_opencv_fallback_decodes_the_same(jpegs, monkeypatch):
-    """Without the optional simplejpeg, OpenCV's reduced decoding is used;
-    both run libjpeg-turbo, so the outputs agree."""
-    from fastmim_mm.datasets.transforms import decode_crop
-    assert decode_crop.simplejpeg is not None  # a runtime requirement
-    t = DecodeRandomResizedCrop(scale=96, crop_ratio_range=(0.2, 1.0))
-    outputs = []
-    for decoder in (decode_crop.simplejpeg, None):
-        monkeypatch.setattr(decode_crop, 'simplejpeg', decoder)
-        np.random.seed(5)
-        outputs.append([
-            t(dict(img_path=path))['img']
-            for path in sorted(jpegs.values()) for _ in range(4)
-        ])
-    for a, b in zip(*outputs):
-        assert psnr(a, b) >= 45
+    paths = list(jpegs.values()) + [
+        save(photo(seed=6).convert('L'), tmp_path / 'gray.jpg'),
+        save(photo(seed=7), tmp_path / 'rgb.jpg', keep_rgb=True),
+    ]
+    padded = tmp_path / 'padded.jpg'
+    padded.write_bytes(open(jpegs['odd'], 'rb').read() + b'\x00' * 64)
+    paths.append(str(padded))
+    monkeypatch.setattr(
+        decode_crop, 'decode_bgr',
+        lambda data, filename: pytest.fail(f'{filename} fully decoded'))
+    t = DecodeRandomResizedCrop(128, crop_ratio_range=(0.2, 1.0))
+    factors = set()
+    for size, seed, path in itertools.product((128, 32), range(8), paths):
+        t.scale = size
+        np.random.seed(seed)
+        img = t(dict(img_path=path))['img']
+        np.random.seed(seed)
+        with Image.open(path) as full:
+            box = t.sample_crop(full.size[1], full.size[0])
+        factors.add(t.reduction_factor(*box[2:]))
+        assert psnr(img, pil_reference(path, box, t.scale)) >= 30
+    assert factors == {1, 2, 4, 8}

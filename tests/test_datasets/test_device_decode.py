@@ -3,6 +3,7 @@ workers + DeviceDecodeDataPreprocessor), run here with device 'cpu': the
 same boxes and flips as the CPU pipeline for a seed, and images close to
 its output."""
 import copy
+import io
 import json
 import math
 
@@ -15,9 +16,11 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
-from fastmim_mm.datasets import photo_like_image
+from fastmim_mm.datasets import BrokenImageError, photo_like_image
 from fastmim_mm.datasets.transforms import (DecodeRandomResizedCrop,
                                             DeviceDecodeRandomResizedCrop)
+from fastmim_mm.datasets.transforms.decode_crop import jpeg_header
+from fastmim_mm.datasets.transforms.device_decode import nvjpeg_decodable
 
 from ..conftest import CONFIG_DIR, runner_config
 
@@ -118,6 +121,99 @@ def test_boxes_are_decode_random_resized_crops(files):
     assert 35 <= flips <= 85  # of 120, p = 0.5
     areas = [b[2] * b[3] for b, _ in want]
     assert len(set(areas)) > 100
+
+
+def jpeg_kinds():
+    """Byte strings of JPEGs nvJPEG decodes (True) and of files it does
+    not decode whole (False)."""
+
+    def encode(img, **kwargs):
+        buf = io.BytesIO()
+        img.save(buf, format='JPEG', quality=90, **kwargs)
+        return buf.getvalue()
+
+    def with_frame(data, marker=None, precision=None):
+        sof = data.index(b'\xff\xc0')  # the quantisation tables hold no FF
+        data = bytearray(data)
+        if marker is not None:
+            data[sof + 1] = marker
+        if precision is not None:
+            data[sof + 4] = precision
+        return bytes(data)
+
+    def with_comment(data, text):  # a COM segment right after SOI
+        return (data[:2] + b'\xff\xfe' + (len(text) + 2).to_bytes(2, 'big') +
+                text + data[2:])
+
+    img = photo_like_image(0, 120, 90, 4.0)
+    plain = encode(img)
+    sof = plain.index(b'\xff\xc0')
+    fake_sof0 = b'\xff\xc0\x00\x11\x08\x00\x5a\x00\x78\x03'
+    good = {
+        'baseline': plain,
+        'progressive': encode(img, progressive=True),
+        'grey': encode(img.convert('L')),
+        '4:4:4': encode(img, subsampling=0),
+        'zero padding': plain + b'\x00' * 16,
+        'fill byte before the frame': plain[:sof] + b'\xff' + plain[sof:],
+        'comment': with_comment(plain, b'any text'),
+    }
+    bad = {
+        '12-bit': with_frame(plain, precision=12),
+        'lossless': with_frame(plain, marker=0xC3),
+        'arithmetic': with_frame(plain, marker=0xC9),
+        # the frame is found by walking the segments, not by searching
+        'arithmetic, SOF0 bytes in a comment': with_comment(
+            with_frame(plain, marker=0xC9), fake_sof0),
+        'CMYK': encode(img.convert('CMYK')),
+        'RGB colour space': encode(img, keep_rgb=True),
+        'truncated': plain[:len(plain) // 2],
+        'end-of-image marker cut off': plain[:-2],
+        'junk after the end': plain + b'appended by some camera',
+        'cut in the header': plain[:100],
+        'not a JPEG': b'not pixels',
+    }
+    return good, bad
+
+
+def test_only_files_nvjpeg_decodes_whole_go_to_the_device():
+    good, bad = jpeg_kinds()
+    for name, data in list(good.items()) + list(bad.items()):
+        assert nvjpeg_decodable(data, jpeg_header(data)) == (name in good), \
+            name
+    # simplejpeg reads these headers as a baseline one's: only the frame
+    # tells them apart.
+    for name in ('12-bit', 'lossless', 'arithmetic'):
+        assert jpeg_header(bad[name]) == jpeg_header(good['baseline'])
+
+
+def test_refused_files_are_cropped_by_the_worker(tmp_path):
+    """Files nvJPEG would not decode whole become the CPU pipeline's crops
+    (same seed, same crop and flip), or a BrokenImageError naming them."""
+    cpu, device, _ = pipelines()
+    device = device.transforms[0]
+    _, bad = jpeg_kinds()
+    cropped = 0
+    for i, (name, data) in enumerate(bad.items()):
+        path = tmp_path / f'{i}.jpg'
+        path.write_bytes(data)
+        np.random.seed(i)
+        try:
+            want = cpu(dict(img_path=str(path)))
+        except BrokenImageError:
+            with pytest.raises(BrokenImageError, match=str(path)):
+                device(dict(img_path=str(path)))
+            continue
+        np.random.seed(i)
+        got = device(dict(img_path=str(path)))
+        assert got['crop_box'] is None, name
+        assert got['flip'] == want['data_samples'].flip
+        assert np.array_equal(got['img'],
+                              want['inputs'].permute(1, 2, 0).numpy())
+        cropped += 1
+    # CMYK, RGB colour space and junk after the end at least (PIL also
+    # decodes the relabelled arithmetic-coded ones, into noise).
+    assert cropped >= 3
 
 
 def test_normalised_batch_and_sizes_follow_scale(files):

@@ -3,12 +3,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+import simplejpeg
+from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
-
-try:
-    import simplejpeg
-except ImportError:  # optional: OpenCV decodes then
-    simplejpeg = None
 
 from .loading import ImageLoadingTransform, decode_bgr, read_image_bytes
 
@@ -20,67 +17,28 @@ _CV2_INTERP = {
     'lanczos': cv2.INTER_LANCZOS4,
 }
 
-# EXIF orientation is ignored on both paths, as PIL (and so
-# SafeLoadImageFromFile and torchvision's ImageFolder) ignores it: the crop
-# box is sampled on the stored pixel grid, which the header describes.
-_IMREAD_REDUCED = {
-    factor: flag | cv2.IMREAD_IGNORE_ORIENTATION
-    for factor, flag in ((1, cv2.IMREAD_COLOR),
-                         (2, cv2.IMREAD_REDUCED_COLOR_2),
-                         (4, cv2.IMREAD_REDUCED_COLOR_4),
-                         (8, cv2.IMREAD_REDUCED_COLOR_8))
-}
-
-# Start-of-frame markers of Huffman-coded baseline, extended and progressive
-# JPEGs, which OpenCV's libjpeg-turbo decodes with DCT scaling. Other frame
-# types (lossless, arithmetic, hierarchical) take the full-decode path.
-_FAST_SOF = (0xC0, 0xC1, 0xC2)
-_ANY_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# Markers without a length field.
-_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
+# JPEG colour spaces (simplejpeg's names) decoded by TurboJPEG; CMYK and
+# YCCK files take PIL's conversion, as in SafeLoadImageFromFile.
+_TURBOJPEG_COLOURS = ('Gray', 'YCbCr', 'RGB')
 
 
-def parse_jpeg_header(
-        data: bytes) -> Optional[Tuple[int, int, int, int, int]]:
-    """Read the frame header of a JPEG byte string without decoding it.
+def jpeg_header(data: bytes) -> Optional[Tuple[int, int, str, str]]:
+    """Read a JPEG's header with simplejpeg, without decoding the image.
 
     Args:
         data (bytes): The file content.
 
     Returns:
-        tuple | None: ``(sof_marker, precision, height, width, components)``
-        of the first frame, or None when ``data`` is not a JPEG or its
-        markers cannot be walked up to a frame header (e.g. a file cut off
-        inside its metadata).
+        tuple | None: ``(height, width, colour_space, subsampling)`` as
+        ``simplejpeg.decode_jpeg_header`` gives them (colour spaces 'Gray',
+        'YCbCr', 'RGB', 'CMYK', 'YCCK'; subsampling '444', '420', ...,
+        'Gray'), or None when ``data`` is not a JPEG or is cut off inside
+        its metadata.
     """
-    if data[:2] != b'\xff\xd8':
+    try:
+        return simplejpeg.decode_jpeg_header(data)
+    except ValueError:
         return None
-    pos, end = 2, len(data)
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return None
-        while pos < end and data[pos] == 0xFF:  # fill bytes before a marker
-            pos += 1
-        if pos >= end:
-            return None
-        marker = data[pos]
-        pos += 1
-        if marker in _STANDALONE:
-            continue
-        if marker in (0xD9, 0xDA) or pos + 2 > end:
-            return None  # image data or end before any frame header
-        length = (data[pos] << 8) | data[pos + 1]
-        if length < 2 or pos + length > end:
-            return None
-        if marker in _ANY_SOF:
-            if length < 8:
-                return None
-            precision = data[pos + 2]
-            height = (data[pos + 3] << 8) | data[pos + 4]
-            width = (data[pos + 5] << 8) | data[pos + 6]
-            return marker, precision, height, width, data[pos + 7]
-        pos += length
-    return None
 
 
 def _shift_kernel(shift: float) -> np.ndarray:
@@ -96,57 +54,30 @@ def _shift_kernel(shift: float) -> np.ndarray:
     return np.array(weights, np.float32)
 
 
-def _ends_with_eoi(data: bytes) -> bool:
-    """Whether the bytes end with the JPEG end-of-image marker.
-
-    Entropy-coded data escapes 0xFF as ``FF 00``, so a file cut off anywhere
-    in the image data cannot end with ``FF D9``; zero padding after the
-    marker is allowed.
-    """
-    if data.endswith(b'\xff\xd9'):
-        return True
-    return data[-1:] == b'\x00' and data.rstrip(b'\x00').endswith(b'\xff\xd9')
-
-
-def is_plain_jpeg(data: bytes, header: Optional[tuple]) -> bool:
-    """Whether ``data`` is a complete 8-bit Huffman-coded (baseline,
-    extended or progressive) grey or YCbCr JPEG, the kind that
-    libjpeg-turbo (with DCT scaling) and nvJPEG decode.
-
-    Args:
-        data (bytes): The file content.
-        header (tuple | None): :func:`parse_jpeg_header` of ``data``.
-    """
-    return (header is not None and header[0] in _FAST_SOF
-            and header[1] == 8 and header[4] in (1, 3)
-            and min(header[2:4]) > 0 and _ends_with_eoi(data))
-
-
 @TRANSFORMS.register_module()
-class DecodeRandomResizedCrop(ImageLoadingTransform):
+class DecodeRandomResizedCrop(ImageLoadingTransform, RandomResizedCrop):
     """Load an image, crop a random box and resize it, decoding JPEGs at a
     reduced resolution where the crop allows.
 
     A fused, faster equivalent of ``SafeLoadImageFromFile`` (or
-    ``LoadImageFromFile``) followed by ``RandomResizedCrop``: the crop box is
-    drawn from the size in the JPEG header with exactly the sampling of
-    MMPretrain's ``RandomResizedCrop`` (the same calls on numpy's global
-    random state, so a given seed gives the same boxes), then the JPEG is
-    decoded with libjpeg's DCT scaling at the largest factor of 1/2, 1/4 or
-    1/8 that keeps the box at least ``scale`` on both sides, and the box,
-    mapped into the reduced image with sub-pixel precision, is resampled to
-    ``scale``. Where no reduction applies the output is that of
-    ``LoadImageFromFile`` + ``RandomResizedCrop(backend='cv2')`` bit for bit
-    (for images without an EXIF orientation, which is ignored here as by
-    ``SafeLoadImageFromFile``).
+    ``LoadImageFromFile``) followed by MMPretrain's ``RandomResizedCrop``,
+    whose arguments, checks and box sampling it inherits: the box is drawn
+    by ``rand_crop_params`` from the size in the JPEG header (the same calls
+    on numpy's global random state, so a given seed gives the same boxes),
+    then the JPEG is decoded by TurboJPEG (simplejpeg) with DCT scaling at
+    the largest factor of 1/2, 1/4 or 1/8 that keeps the box at least
+    ``scale`` on both sides, and the box, mapped into the reduced image with
+    sub-pixel precision, is resampled to ``scale`` with OpenCV. Where no
+    reduction applies the output is that of ``LoadImageFromFile`` +
+    ``RandomResizedCrop(backend='cv2')`` bit for bit (for images without an
+    EXIF orientation, which is ignored here as by ``SafeLoadImageFromFile``).
 
-    Other images (PNG and other formats; CMYK, 12-bit, lossless or
-    arithmetic-coded JPEGs; JPEGs that do not end with the end-of-image
-    marker, as truncated ones) are fully decoded like
-    ``SafeLoadImageFromFile`` does (grayscale, CMYK, palette, RGBA and 16-bit
-    converted to RGB) and then cropped the same way. Empty, truncated,
-    corrupt or non-image files raise :class:`BrokenImageError` naming the
-    file.
+    Other images (PNG and other formats; CMYK JPEGs; JPEGs that TurboJPEG's
+    strict decoding refuses, as truncated, 12-bit or lossless ones) are
+    fully decoded like ``SafeLoadImageFromFile`` does (grayscale, CMYK,
+    palette, RGBA and 16-bit converted to RGB) and then cropped the same
+    way. Empty, truncated, corrupt or non-image files raise
+    :class:`BrokenImageError` naming the file.
 
     **Required Keys:**
 
@@ -159,9 +90,8 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
     - ori_shape
 
     Args:
-        scale (sequence | int): Output size of the crop. An int gives a
-            square crop; a sequence is read like ``RandomResizedCrop`` reads
-            it, as ``(h, w)``. The ``scale`` attribute may be reassigned
+        scale (sequence | int): Output size of the crop, ``(h, w)`` or an
+            int for a square. The ``scale`` attribute may be reassigned
             after construction (e.g. by ``ProgressiveResolutionHook``).
         crop_ratio_range (tuple): Range of the area of the crop relative to
             the image's. Defaults to (0.08, 1.0).
@@ -169,8 +99,8 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
             crop, sampled log-uniformly. Defaults to (3. / 4., 4. / 3.).
         max_attempts (int): Attempts at a box that fits in the image before
             falling back to a central crop. Defaults to 10.
-        interpolation (str): Resampling method, one of 'nearest',
-            'bilinear', 'bicubic', 'area' and 'lanczos' (OpenCV's).
+        interpolation (str): OpenCV's resampling method, one of 'nearest',
+            'bilinear', 'bicubic', 'area' and 'lanczos'.
             Defaults to 'bicubic'.
         skip_broken (bool): Return ``None`` for a broken file (the dataset
             draws another sample) and log it, instead of raising.
@@ -184,24 +114,15 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
                  max_attempts: int = 10,
                  interpolation: str = 'bicubic',
                  skip_broken: bool = False) -> None:
-        super().__init__(skip_broken)
-        self.scale = scale
-        if (crop_ratio_range[0] > crop_ratio_range[1]
-                or aspect_ratio_range[0] > aspect_ratio_range[1]):
-            raise ValueError(
-                f'ranges must be (min, max), got crop_ratio_range '
-                f'{crop_ratio_range} and aspect_ratio_range '
-                f'{aspect_ratio_range}.')
-        if not isinstance(max_attempts, int) or max_attempts < 0:
-            raise ValueError(
-                f'max_attempts must be a non-negative int, got {max_attempts}')
-        if interpolation not in _CV2_INTERP:
-            raise ValueError(f'interpolation must be one of '
-                             f'{tuple(_CV2_INTERP)}, got {interpolation!r}')
-        self.crop_ratio_range = tuple(crop_ratio_range)
-        self.aspect_ratio_range = tuple(aspect_ratio_range)
-        self.max_attempts = max_attempts
-        self.interpolation = interpolation
+        ImageLoadingTransform.__init__(self, skip_broken)
+        RandomResizedCrop.__init__(
+            self,
+            scale,
+            crop_ratio_range=crop_ratio_range,
+            aspect_ratio_range=aspect_ratio_range,
+            max_attempts=max_attempts,
+            interpolation=interpolation,
+            backend='cv2')
 
     @property
     def scale(self) -> Tuple[int, int]:
@@ -223,7 +144,8 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
 
     def sample_crop(self, height: int,
                     width: int) -> Tuple[int, int, int, int]:
-        """Draw a crop box for an image of the given size.
+        """Draw a crop box for an image of the given size with
+        ``rand_crop_params``, which reads only the image's shape.
 
         Args:
             height (int): Image height.
@@ -232,31 +154,7 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
         Returns:
             tuple: ``(top, left, crop_h, crop_w)``.
         """
-        image_area = height * width
-        log_lo = math.log(self.aspect_ratio_range[0])
-        log_hi = math.log(self.aspect_ratio_range[1])
-        for _ in range(self.max_attempts):
-            # Keep these draws and float operations in this order: they must
-            # reproduce RandomResizedCrop's boxes for the same seed.
-            area = np.random.uniform(*self.crop_ratio_range) * image_area
-            ratio = math.exp(np.random.uniform(log_lo, log_hi))
-            crop_w = int(round(math.sqrt(area * ratio)))
-            crop_h = int(round(math.sqrt(area / ratio)))
-            if 0 < crop_w <= width and 0 < crop_h <= height:
-                top = np.random.randint(0, height - crop_h + 1)
-                left = np.random.randint(0, width - crop_w + 1)
-                return top, left, crop_h, crop_w
-
-        # No attempt fitted: the largest central crop whose aspect ratio is
-        # clamped into the range.
-        image_ratio = float(width) / float(height)
-        lo, hi = min(self.aspect_ratio_range), max(self.aspect_ratio_range)
-        crop_h, crop_w = height, width
-        if image_ratio < lo:
-            crop_h = int(round(width / lo))
-        elif image_ratio > hi:
-            crop_w = int(round(height * hi))
-        return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+        return self.rand_crop_params(np.empty((height, width, 0), np.uint8))
 
     def reduction_factor(self, crop_h: int, crop_w: int) -> int:
         """The largest DCT down-scale factor (1, 2, 4 or 8) at which a crop
@@ -314,23 +212,16 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
 
     def _decode_reduced(self, data: bytes, height: int, width: int,
                         factor: int) -> Optional[np.ndarray]:
+        """Decode at 1 / ``factor`` (given the minimum size, TurboJPEG picks
+        that DCT scaling), or None where strict decoding fails (truncated or
+        corrupt data, a frame type it does not decode)."""
         expected = (-(-height // factor), -(-width // factor))
-        if simplejpeg is not None:
-            # TurboJPEG directly: about 6% faster than OpenCV's decoder on
-            # ImageNet-sized photos, same libjpeg-turbo arithmetic. Given
-            # the minimum size, it picks the 1/factor DCT scaling.
-            try:
-                img = simplejpeg.decode_jpeg(
-                    data, 'BGR', min_height=expected[0],
-                    min_width=expected[1])
-            except ValueError:
-                return None
-        else:
-            img = cv2.imdecode(
-                np.frombuffer(data, np.uint8), _IMREAD_REDUCED[factor])
-        if img is None or img.shape[:2] != expected or img.ndim != 3:
+        try:
+            img = simplejpeg.decode_jpeg(
+                data, 'BGR', min_height=expected[0], min_width=expected[1])
+        except ValueError:
             return None
-        return img
+        return img if img.shape[:2] == expected else None
 
     def load(self, results: dict) -> dict:
         """Load, crop and resize the image at ``results['img_path']``.
@@ -344,18 +235,18 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
         """
         filename = results['img_path']
         data = read_image_bytes(filename)
-        header = parse_jpeg_header(data)
+        header = jpeg_header(data)
         img = box = None
-        if is_plain_jpeg(data, header):
-            height, width = header[2:4]
+        if header is not None and header[2] in _TURBOJPEG_COLOURS:
+            height, width = header[:2]
             box = self.sample_crop(height, width)
             factor = self.reduction_factor(*box[2:])
             img = self._decode_reduced(data, height, width, factor)
         if img is None:
             factor = 1
             img = decode_bgr(data, filename)
-            # The box is drawn again only where OpenCV refused a JPEG whose
-            # header disagrees with what PIL decodes.
+            # The box is drawn again only where TurboJPEG refused a JPEG
+            # whose header disagrees with what PIL decodes.
             if box is None or img.shape[:2] != (height, width):
                 height, width = img.shape[:2]
                 box = self.sample_crop(height, width)
@@ -366,10 +257,4 @@ class DecodeRandomResizedCrop(ImageLoadingTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(scale={self.scale}, '
-                f'crop_ratio_range={self.crop_ratio_range}, '
-                f'aspect_ratio_range='
-                f'{tuple(round(r, 4) for r in self.aspect_ratio_range)}, '
-                f'max_attempts={self.max_attempts}, '
-                f'interpolation={self.interpolation}, '
-                f'skip_broken={self.skip_broken})')
+        return super().__repr__()[:-1] + f', skip_broken={self.skip_broken})'

@@ -87,7 +87,7 @@ def test_config_builds_with_paper_recipe(path):
         assert model.mask_generator.mask_patch_size == 32
         assert model.backbone.stages[0].blocks[0].attn.window_size == 4
     assert model.neck.pred.out_features == (
-        768 if 'rgb' in name else 27 * (model.block_size // 8)**2)
+        768 if 'rgb' in name else 27 * (model.mask_patch_size // 8)**2)
 
 
 @pytest.mark.parametrize(

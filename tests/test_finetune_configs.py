@@ -8,7 +8,8 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from fastmim_mm.models.utils import resize_relative_position_bias_table
+from fastmim_mm.compat.scipy_interp2d import \
+    resize_relative_position_bias_table
 
 from .conftest import CONFIG_DIR, TINY_VIT
 

@@ -1,55 +1,19 @@
 """Reading checkpoints with torch's weights-only loader.
 
-Since torch 2.6 ``torch.load`` defaults to ``weights_only=True``. MMEngine
-0.10.7 calls it without the argument, so ``--resume`` fails on the
-``HistoryBuffer`` and numpy objects its message hub stores. Rather than
-turning weights-only loading off, the exact types those checkpoints contain
-are added to torch's allow-list; anything else in a pickle is still refused.
-
-:func:`read_checkpoint` says in one line what a file given as a checkpoint
-is when it is not one (torch's own errors read "pop from empty list" for a
-text file, or advise turning weights-only loading off).
+:func:`read_checkpoint` loads weights-only, allowing the types MMEngine
+saves besides tensors (its message hub's ``HistoryBuffer`` and numpy
+objects) and nothing else. It says in one line what a file given as a
+checkpoint is when it is not one (torch's own errors read "pop from empty
+list" for a text file, or advise turning weights-only loading off).
 """
-import builtins
-import codecs
 import os.path as osp
 import pickle
 import re
 from typing import Sequence
 
-import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
 
-
-def _numpy_checkpoint_types() -> list:
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
-    types = [np.dtype, np.ndarray, multiarray._reconstruct, multiarray.scalar]
-    # Arrays and scalars pickle their dtype as its class (numpy >= 1.25).
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        types += [
-            obj for obj in vars(dtypes).values()
-            if isinstance(obj, type) and issubclass(obj, np.dtype)
-        ]
-    return types
-
-
-def allow_mmengine_checkpoint_types() -> None:
-    """Add the types MMEngine puts in checkpoints to torch's safe globals."""
-    if not hasattr(torch.serialization, 'add_safe_globals'):
-        return  # torch < 2.4 loads with full pickle anyway
-    torch.serialization.add_safe_globals([
-        HistoryBuffer,
-        *_numpy_checkpoint_types(),
-        # numpy arrays pickle their raw bytes through codecs.encode, and
-        # dtype classes are looked up with getattr on the numpy module.
-        codecs.encode,
-        builtins.getattr,
-    ])
+from ..compat.torch_load import mmengine_checkpoint_types
 
 
 class CheckpointFileError(ValueError):
@@ -121,8 +85,15 @@ def read_checkpoint(path: str,
     if kind is not None:
         raise CheckpointFileError(
             f'{path} is {kind}, not a PyTorch checkpoint.')
+    # safe_globals() removes on exit all it was given, also what was
+    # allowed before: give it only what is not.
+    allowed = set(torch.serialization.get_safe_globals())
+    extra = [
+        t for t in (*mmengine_checkpoint_types(), *safe_globals)
+        if t not in allowed
+    ]
     try:
-        with torch.serialization.safe_globals(list(safe_globals)):
+        with torch.serialization.safe_globals(extra):
             checkpoint = torch.load(
                 path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

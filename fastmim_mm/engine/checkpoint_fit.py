@@ -21,8 +21,9 @@ differences pass, summarised in one log line:
   of another size.
 
 A ``--resume`` checkpoint must fit exactly, and one loaded into a FastMIM
-model passes ``FastMIM.check_checkpoint``. ``import fastmim_mm`` installs
-the checks.
+model passes ``FastMIM.check_checkpoint``. ``fastmim_mm.utils``'
+``register_all_modules`` (run by ``import fastmim_mm``) installs the checks:
+they are a feature of the toolkit, not a fix for the stack.
 """
 import functools
 import logging

@@ -57,7 +57,7 @@ def test_loss_on_fixed_mask_equals_manual_computation():
             model.mask_token[0]
     tokens = model.backbone(masked)[0]  # B x (1 + 16) x C
     pred = model.neck(tokens)  # B x 16 x 108
-    target = blockify(model.target_generator(inputs), 2)  # B x 16 x 108
+    target = blockify(model.target_generator(inputs), 16, 8)  # B x 16 x 108
     sq = ((pred - target)**2).mean(-1)
     torch.testing.assert_close(loss, sq[mask.flatten(1)].mean())
 

@@ -94,7 +94,7 @@ def test_hog_rejects_sizes_not_divisible_by_pool():
 
 def test_blockify_is_channel_major_per_block():
     feat = torch.randn(2, 27, 4, 6)  # 2 x 3 blocks of 2 x 2 cells
-    blocks = blockify(feat, 2)
+    blocks = blockify(feat, 16, 8)
     assert blocks.shape == (2, 6, 108)
     for b in range(2):
         for bi in range(2):
@@ -112,7 +112,7 @@ def test_hog_block_targets_layout():
     imgs = torch.randn(1, 3, 32, 48)
     targets = gen.block_targets(imgs, 16)  # 2 x 3 blocks of 2 x 2 cells
     assert targets.shape == (1, 6, gen.dims_per_block(16)) == (1, 6, 108)
-    torch.testing.assert_close(targets, blockify(gen(imgs), 2))
+    torch.testing.assert_close(targets, blockify(gen(imgs), 16, 8))
     with pytest.raises(ValueError, match='multiple of 8'):
         gen.block_targets(imgs, 12)
 

@@ -80,22 +80,24 @@ def build(cfg):
     return model
 
 
-def blocks_of(dense, cells):
-    """B x C x H x W -> B x L x (C * cells^2), channel-major per block."""
+def blocks_of(dense, mask_patch_size, pool):
+    """B x C x H x W map of pool-pixel cells -> B x L x (C * n^2), n =
+    mask_patch_size / pool, channel-major per block."""
     B, C, H, W = dense.shape
+    n = mask_patch_size // pool
     rows = []
-    for i in range(H // cells):
-        for j in range(W // cells):
-            patch = dense[:, :, i * cells:(i + 1) * cells,
-                          j * cells:(j + 1) * cells]
-            rows.append(patch.reshape(B, -1))  # index c*u*u + row*u + col
+    for i in range(H // n):
+        for j in range(W // n):
+            patch = dense[:, :, i * n:(i + 1) * n, j * n:(j + 1) * n]
+            rows.append(patch.reshape(B, -1))  # index c*n*n + row*n + col
     return torch.stack(rows, dim=1)
 
 
-def mask_pixels(inputs, mask, block, token):
+def mask_pixels(inputs, mask, mask_patch_size, token):
     out = inputs.clone()
     for b, i, j in mask.nonzero().tolist():
-        out[b, :, i * block:(i + 1) * block, j * block:(j + 1) * block] = \
+        p = mask_patch_size
+        out[b, :, i * p:(i + 1) * p, j * p:(j + 1) * p] = \
             token.reshape(3, 1, 1)
     return out
 
@@ -213,7 +215,7 @@ def test_vit_pretraining_loss_matches_official_layout(conv, tmp_path):
         tokens = encoder.forward_features(masked)  # B x (1 + 16) x 64
         pred = run_decoder(decoder, tokens)[:, 1:]  # drop the class token
         hog = MODELS.build(dict(type='FastMIMHOGGenerator'))(inputs)
-        target = blocks_of(hog, 16 // 8)  # B x 16 x 108
+        target = blocks_of(hog, 16, 8)  # B x 16 x 108
         expected = hand_loss(pred, target, mask)
     torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
 
@@ -351,7 +353,7 @@ def test_swin_pretraining_loss_matches_official_layout(conv, tmp_path):
         feats = encoder.forward_features(masked)  # B x 2 x 2 x 256
         pred = run_decoder(decoder, feats.flatten(1, 2))  # B x 4 x 432
         hog = MODELS.build(dict(type='FastMIMHOGGenerator'))(inputs)
-        expected = hand_loss(pred, blocks_of(hog, 32 // 8), mask)
+        expected = hand_loss(pred, blocks_of(hog, 32, 8), mask)
     torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
 
 

@@ -186,7 +186,7 @@ def fastmim_overhead(method: Method, rounds: int) -> float:
         start = time.perf_counter()
         mask = model.mask_generator(B, H, W, device=inputs.device)
         model.mask_input(inputs, mask)
-        model.target_generator.block_targets(inputs, model.block_size)
+        model.target_generator.block_targets(inputs, model.mask_patch_size)
         method.sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)

@@ -42,8 +42,8 @@ from fastmim_mm.datasets import (make_ade20k,  # noqa: E402
                                  photo_like_image)
 from fastmim_mm.datasets.synthetic_downstream import \
     coco_class_names  # noqa: E402
-from fastmim_mm.ops import (mmcv_has_cuda_ops,  # noqa: E402
-                            route_mmcv_ops_to_torchvision)
+from fastmim_mm.compat.mmcv_ops import (  # noqa: E402
+    mmcv_has_cuda_ops, route_mmcv_ops_to_torchvision)
 from fastmim_mm.testing import (shrink_detection_config,  # noqa: E402
                                 shrink_segmentation_config)
 
@@ -160,9 +160,11 @@ class Check:
     def ops(self):
         device = self.args.device
         has_cuda = mmcv_has_cuda_ops()
-        # On a CPU machine the routing is forced, to exercise it.
-        routed = route_mmcv_ops_to_torchvision(
-            None if device == 'cuda' else ('cpu', ))
+        if device == 'cuda':  # as import fastmim_mm routed them
+            routed, before = (() if has_cuda else ('cuda', )), None
+        else:  # on a CPU machine the routing is forced, to exercise it
+            routed = ('cpu', )
+            before = route_mmcv_ops_to_torchvision(routed)
         start = time.perf_counter()
         g = torch.Generator().manual_seed(0)
         xy = torch.rand(2000, 2, generator=g, dtype=torch.float64) * 400
@@ -188,7 +190,8 @@ class Check:
             return out.detach().cpu(), x.grad.cpu(), keep.cpu()
 
         got = compute(device)
-        route_mmcv_ops_to_torchvision(routed if device == 'cuda' else ())
+        if before is not None:
+            route_mmcv_ops_to_torchvision(before)
         want = compute('cpu')  # mmcv's CPU kernels
         diff = max((a - b).abs().max().item() for a, b in zip(got, want)
                    if a.is_floating_point())

@@ -55,7 +55,7 @@ print(e.include_paths()[0])')"
         || log "no ninja: mmcv compiles one file at a time (slow)" >&2
     log "building mmcv's C++ ops (CPU kernels, -std=$std, $jobs jobs)" \
         "for torch $(pyval 'import torch; print(torch.__version__)')" >&2
-    # No CUDA kernels (CUDA tensors go to torchvision's, see fastmim_mm.ops);
+    # No CUDA kernels (CUDA tensors go to torchvision's: fastmim_mm.compat);
     # mmcv's setup.py builds them whenever it sees a GPU.
     if ! (cd "$src" && CUDA_VISIBLE_DEVICES='' MMCV_WITH_OPS=1 \
             FORCE_CUDA=0 MAX_JOBS="$jobs" "$PY" -m pip wheel -q \

@@ -19,26 +19,26 @@ def check_input_size(model: nn.Module, input_size: Sequence[int]) -> None:
     backbone and the neck, in eval mode and without gradients.
     """
     H, W = input_size
-    block_size = model.block_size
+    mask_patch_size = model.mask_patch_size
     target_generator = model.target_generator
-    target_generator.check_block_size(block_size)
+    target_generator.check_mask_patch_size(mask_patch_size)
     grid = model.mask_generator.grid(H, W)
     with torch.no_grad(), _eval_mode(model), _windows_must_tile(model):
         x = torch.zeros(1, 3, H, W, device=next(model.parameters()).device)
         pred = model.neck(model.backbone(x))
     num_tokens = pred.shape[1] if pred.dim() == 3 else None
-    check_grid(num_tokens, (H, W), grid, block_size)
-    expected = target_generator.dims_per_block(block_size)
+    check_grid(num_tokens, (H, W), grid, mask_patch_size)
+    expected = target_generator.dims_per_block(mask_patch_size)
     if pred.shape[2] != expected:
         raise ValueError(
             f'neck.out_channels={pred.shape[2]} does not match the '
             f'{type(target_generator).__name__} target of {expected} values '
-            f'per {block_size}-pixel block: set '
+            f'per {mask_patch_size}-pixel block: set '
             f'neck.out_channels={expected}.')
 
 
 def check_grid(num_tokens: Optional[int], size: Sequence[int],
-               grid: Sequence[int], block_size: int) -> None:
+               grid: Sequence[int], mask_patch_size: int) -> None:
     """Raise ValueError unless the neck gave one token per mask block."""
     if num_tokens == grid[0] * grid[1]:
         return
@@ -48,7 +48,7 @@ def check_grid(num_tokens: Optional[int], size: Sequence[int],
     raise ValueError(
         f'at input {size[0]}x{size[1]} the neck produced {num_tokens} '
         f'tokens, but the mask grid of mask_generator.mask_patch_size='
-        f'{block_size} has {grid[0]}x{grid[1]} blocks{stride}. Set '
+        f'{mask_patch_size} has {grid[0]}x{grid[1]} blocks{stride}. Set '
         f'mask_patch_size to the backbone\'s output stride (16 for '
         f'ViT-B/16, 32 for Swin and ResNet), or set the neck\'s '
         f'num_prefix_tokens to the number of class tokens.')

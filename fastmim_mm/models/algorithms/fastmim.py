@@ -86,7 +86,7 @@ class FastMIM(BaseSelfSupervisor):
             trunc_normal_(self.mask_token, std=.02)
 
     @property
-    def block_size(self) -> int:
+    def mask_patch_size(self) -> int:
         return self.mask_generator.mask_patch_size
 
     def check_input_size(self, input_size: Sequence[int]) -> None:
@@ -105,7 +105,7 @@ class FastMIM(BaseSelfSupervisor):
             inputs (Tensor): B x 3 x H x W normalised images.
             mask (Tensor): B x h x w bool, True = masked.
         """
-        p = self.block_size
+        p = self.mask_patch_size
         pixel_mask = mask.repeat_interleave(p, 1).repeat_interleave(p, 2)
         pixel_mask = pixel_mask.unsqueeze(1)  # B x 1 x H x W
         return torch.where(pixel_mask, self.mask_token.to(inputs.dtype),
@@ -121,7 +121,7 @@ class FastMIM(BaseSelfSupervisor):
         feats = self.backbone(self.mask_input(inputs, mask))
         pred = self.neck(feats)  # B x L x D
         checks.check_grid(pred.shape[1], inputs.shape[-2:], mask.shape[1:],
-                          self.block_size)
+                          self.mask_patch_size)
         return pred
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
@@ -131,7 +131,7 @@ class FastMIM(BaseSelfSupervisor):
         mask = self.mask_generator(B, H, W, device=inputs.device)  # B x h x w
         pred = self.predict_blocks(inputs, mask)  # B x L x D
         target = self.target_generator.block_targets(
-            inputs, self.block_size)  # B x L x D, from the unmasked image
+            inputs, self.mask_patch_size)  # B x L x D, from the unmasked image
         loss = self.head.loss(pred, target, mask.flatten(1))
         return dict(loss=loss)
 
@@ -144,7 +144,7 @@ class FastMIM(BaseSelfSupervisor):
         Returns:
             dict: ``mask`` (B x h x w), ``masked_inputs`` (B x 3 x H x W),
             ``target`` and ``pred`` (B x C x H/s x W/s dense target maps,
-            s the target's cell size).
+            s the target generator's ``pool``).
         """
         B, _, H, W = inputs.shape
         if mask is None:
@@ -152,7 +152,8 @@ class FastMIM(BaseSelfSupervisor):
         grid = tuple(mask.shape[1:])
         channels = self.target_generator.channels
         pred = self.predict_blocks(inputs, mask)
-        target = self.target_generator.block_targets(inputs, self.block_size)
+        target = self.target_generator.block_targets(inputs,
+                                                     self.mask_patch_size)
         return dict(
             mask=mask,
             masked_inputs=self.mask_input(inputs, mask),

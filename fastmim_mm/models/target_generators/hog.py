@@ -28,7 +28,6 @@ class FastMIMHOGGenerator(DenseTargetGenerator):
         super().__init__()
         self.nbins = nbins
         self.pool = pool
-        self.stride = pool
         self.channels = 3 * nbins
         self.gaussian_window = gaussian_window
         kx = torch.tensor([[1., 0., -1.], [2., 0., -2.], [1., 0., -1.]])

@@ -17,7 +17,7 @@ class FastMIMPixelGenerator(DenseTargetGenerator):
 
     def __init__(self, eps: float = 1e-6) -> None:
         super().__init__()
-        self.stride = 1
+        self.pool = 1
         self.channels = 3
         self.eps = eps
 
@@ -27,8 +27,8 @@ class FastMIMPixelGenerator(DenseTargetGenerator):
 
     @torch.no_grad()
     def block_targets(self, imgs: torch.Tensor,
-                      block_size: int) -> torch.Tensor:
-        target = super().block_targets(imgs, block_size)  # B x L x 3*p*p
+                      mask_patch_size: int) -> torch.Tensor:
+        target = super().block_targets(imgs, mask_patch_size)  # B x L x 3*p*p
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)  # unbiased, as in MAE
         return (target - mean) / (var + self.eps).sqrt()

@@ -3,6 +3,7 @@ tensors get when mmcv was built without CUDA ops) compute what mmcv's own
 kernels compute. Routing 'cpu' here compares both on this machine."""
 import copy
 import sys
+from contextlib import contextmanager
 from collections import Counter
 
 import numpy as np
@@ -13,9 +14,10 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner import Runner
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import fastmim_mm.ops.mmcv_on_torchvision as routing
+import fastmim_mm.compat.mmcv_ops as routing
+from fastmim_mm.compat.mmcv_ops import (mmcv_has_cuda_ops,
+                                        route_mmcv_ops_to_torchvision)
 from fastmim_mm.datasets import make_coco_instances
-from fastmim_mm.ops import mmcv_has_cuda_ops, route_mmcv_ops_to_torchvision
 
 
 class TorchvisionOpCounter(TorchDispatchMode):
@@ -32,12 +34,21 @@ class TorchvisionOpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@contextmanager
+def routed(devices):
+    """Route ``devices`` to torchvision, then restore what was routed."""
+    before = route_mmcv_ops_to_torchvision(devices)
+    try:
+        yield
+    finally:
+        route_mmcv_ops_to_torchvision(before)
+
+
 @pytest.fixture
 def route_cpu():
     """Route CPU tensors to torchvision for one test, then restore."""
-    before = route_mmcv_ops_to_torchvision(('cpu', ))
-    yield
-    route_mmcv_ops_to_torchvision(tuple(t for t in before if t != 'cpu'))
+    with routed(('cpu', )):
+        yield
 
 
 def _boxes(n, seed=0, dtype=torch.float64):
@@ -52,13 +63,12 @@ def _roi_align_both(feats, rois, **kwargs):
     """(output, grad) from mmcv's kernels and from the routed ones."""
     results = []
     for devices in ((), ('cpu', )):
-        route_mmcv_ops_to_torchvision(devices)
-        x = feats.clone().requires_grad_()
-        out = roi_align(x, rois, **kwargs)
-        out.backward(torch.arange(out.numel(), dtype=out.dtype).view_as(out)
-                     .cos())
+        with routed(devices):
+            x = feats.clone().requires_grad_()
+            out = roi_align(x, rois, **kwargs)
+            out.backward(
+                torch.arange(out.numel(), dtype=out.dtype).view_as(out).cos())
         results.append((out.detach(), x.grad))
-    route_mmcv_ops_to_torchvision(())
     return results
 
 
@@ -125,12 +135,11 @@ def test_nms_equals_mmcv(offset):
     boxes, scores = _boxes(500, seed=2, dtype=torch.float32)
     results = []
     for devices in ((), ('cpu', )):
-        route_mmcv_ops_to_torchvision(devices)
-        dets, keep = nms(boxes, scores, 0.5, offset=offset)
-        _, bkeep = batched_nms(boxes, scores, torch.arange(500) % 3,
-                               dict(iou_threshold=0.3, offset=offset))
+        with routed(devices):
+            dets, keep = nms(boxes, scores, 0.5, offset=offset)
+            _, bkeep = batched_nms(boxes, scores, torch.arange(500) % 3,
+                                   dict(iou_threshold=0.3, offset=offset))
         results.append((dets, keep, bkeep))
-    route_mmcv_ops_to_torchvision(())
     (dets_m, keep_m, bkeep_m), (dets_t, keep_t, bkeep_t) = results
     assert 50 < len(keep_m) < 500
     assert torch.equal(keep_t, keep_m) and torch.equal(bkeep_t, bkeep_m)
@@ -142,16 +151,13 @@ def test_offset_changes_the_result():
     offset 0 overlap more at offset 1, and the routed kernel sees it."""
     boxes = torch.tensor([[0., 0., 2., 2.], [1., 0., 3., 2.]])
     scores = torch.tensor([0.9, 0.8])
-    route_mmcv_ops_to_torchvision(('cpu', ))
-    try:
+    with routed(('cpu', )):
         # IoU 1/3 at offset 0, 1/2 (2x3 of 3x3 + 3x3 - 2x3) at offset 1.
         assert len(nms(boxes, scores, 0.4, offset=0)[1]) == 2
         assert len(nms(boxes, scores, 0.4, offset=1)[1]) == 1
-    finally:
-        route_mmcv_ops_to_torchvision(())
 
 
-def test_mask_targets_crop_and_resize(route_cpu):
+def test_mask_targets_crop_and_resize():
     """mmdet's mask targets call mmcv's roi_align directly."""
     from mmdet.structures.mask import BitmapMasks
     masks = BitmapMasks(
@@ -160,13 +166,12 @@ def test_mask_targets_crop_and_resize(route_cpu):
     boxes = np.array([[2, 3, 30, 20], [0, 0, 49, 39], [10.5, 5, 20, 33]],
                      np.float32)
     counter = TorchvisionOpCounter()
-    with counter:
-        routed = masks.crop_and_resize(boxes, (14, 14), np.arange(3))
-    route_mmcv_ops_to_torchvision(())
+    with routed(('cpu', )), counter:
+        through_tv = masks.crop_and_resize(boxes, (14, 14), np.arange(3))
     direct = masks.crop_and_resize(boxes, (14, 14), np.arange(3))
     assert counter.counts == {'roi_align': 1}
-    np.testing.assert_array_equal(routed.masks, direct.masks)
-    assert 0 < routed.masks.mean() < 1
+    np.testing.assert_array_equal(through_tv.masks, direct.masks)
+    assert 0 < through_tv.masks.mean() < 1
 
 
 @pytest.fixture
@@ -199,11 +204,10 @@ def test_mask_rcnn_step_through_routed_ops(tmp_path, _restore_scope):
     data = model.data_preprocessor(copy.deepcopy(batch), True)
 
     def step(devices):
-        route_mmcv_ops_to_torchvision(devices)
         model.zero_grad()
         torch.manual_seed(0)  # the RoI samplers draw
         counter = TorchvisionOpCounter()
-        with counter:
+        with routed(devices), counter:
             losses = model(**copy.deepcopy(data), mode='loss')
             loss, _ = model.parse_losses(losses)
             loss.backward()
@@ -211,11 +215,8 @@ def test_mask_rcnn_step_through_routed_ops(tmp_path, _restore_scope):
                  if p.grad is not None}
         return losses, grads, counter.counts
 
-    try:
-        losses_m, grads_m, counts_m = step(())
-        losses_t, grads_t, counts_t = step(('cpu', ))
-    finally:
-        route_mmcv_ops_to_torchvision(())
+    losses_m, grads_m, counts_m = step(())
+    losses_t, grads_t, counts_t = step(('cpu', ))
     assert not counts_m
     # RPN nms per image; bbox and mask RoI features per FPN level, mask
     # targets per image (BitmapMasks.crop_and_resize); backward of the

@@ -70,42 +70,38 @@ class TorchvisionKernels:
 
     def roi_align_forward(self, input: torch.Tensor, rois: torch.Tensor,
                           output: torch.Tensor, argmax_y: torch.Tensor,
-                          argmax_x: torch.Tensor, aligned_height: int,
-                          aligned_width: int, spatial_scale: float,
-                          sampling_ratio: int, pool_mode: int,
-                          aligned: bool) -> None:
-        if not self._routed(input) or pool_mode != 1:  # 1: average
-            return self.ext.roi_align_forward(
-                input, rois, output, argmax_y, argmax_x,
-                aligned_height=aligned_height, aligned_width=aligned_width,
-                spatial_scale=spatial_scale, sampling_ratio=sampling_ratio,
-                pool_mode=pool_mode, aligned=aligned)
+                          argmax_x: torch.Tensor, **params) -> None:
+        """``params``: mmcv's ``aligned_height``, ``aligned_width``,
+        ``spatial_scale``, ``sampling_ratio``, ``pool_mode``, ``aligned``.
+        """
+        if not self._routed(input) or params['pool_mode'] != 1:  # average
+            return self.ext.roi_align_forward(input, rois, output, argmax_y,
+                                              argmax_x, **params)
         dtype = _compute_dtype(input, rois)
         output.copy_(
             torchvision.ops.roi_align(
                 input.to(dtype), rois.to(dtype),
-                (aligned_height, aligned_width), spatial_scale,
-                sampling_ratio, aligned))
+                (params['aligned_height'], params['aligned_width']),
+                params['spatial_scale'], params['sampling_ratio'],
+                params['aligned']))
 
     def roi_align_backward(self, grad_output: torch.Tensor,
                            rois: torch.Tensor, argmax_y: torch.Tensor,
                            argmax_x: torch.Tensor, grad_input: torch.Tensor,
-                           aligned_height: int, aligned_width: int,
-                           spatial_scale: float, sampling_ratio: int,
-                           pool_mode: int, aligned: bool) -> None:
-        if not self._routed(grad_output) or pool_mode != 1:
-            return self.ext.roi_align_backward(
-                grad_output, rois, argmax_y, argmax_x, grad_input,
-                aligned_height=aligned_height, aligned_width=aligned_width,
-                spatial_scale=spatial_scale, sampling_ratio=sampling_ratio,
-                pool_mode=pool_mode, aligned=aligned)
+                           **params) -> None:
+        """``params`` as for :meth:`roi_align_forward`."""
+        if not self._routed(grad_output) or params['pool_mode'] != 1:
+            return self.ext.roi_align_backward(grad_output, rois, argmax_y,
+                                               argmax_x, grad_input,
+                                               **params)
         dtype = _compute_dtype(grad_output, rois)
         batch, channels, height, width = grad_input.shape
         grad_input.copy_(
             torch.ops.torchvision._roi_align_backward(
-                grad_output.to(dtype), rois.to(dtype), spatial_scale,
-                aligned_height, aligned_width, batch, channels, height,
-                width, sampling_ratio, aligned))
+                grad_output.to(dtype), rois.to(dtype),
+                params['spatial_scale'], params['aligned_height'],
+                params['aligned_width'], batch, channels, height, width,
+                params['sampling_ratio'], params['aligned']))
 
 
 def mmcv_has_cuda_ops() -> Optional[bool]:
@@ -119,33 +115,41 @@ def mmcv_has_cuda_ops() -> Optional[bool]:
 
 
 def route_mmcv_ops_to_torchvision(
-        device_types: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+        device_types: Sequence[str]) -> Tuple[str, ...]:
     """Send mmcv's ``nms`` and ``RoIAlign`` kernels for tensors on
     ``device_types`` to torchvision.
 
-    ``import fastmim_mm`` calls this once with the default. Calling it
-    again changes the routed device types (tests route 'cpu' to compare
-    both kernels on this machine).
+    :func:`apply` calls this with ``('cuda', )``. Calling it again changes
+    the routed device types (tests route 'cpu' to compare both kernels on
+    this machine, then restore what this returned).
 
     Args:
-        device_types (sequence[str], optional): Device types to route.
-            Defaults to ``('cuda', )`` when mmcv was built without CUDA
-            kernels, else none (mmcv's own CUDA kernels are kept).
+        device_types (sequence[str]): Device types to route; () routes
+            none.
 
     Returns:
-        tuple[str]: The device types routed now (empty when ``mmcv.ops``
-        cannot be imported).
+        tuple[str]: The device types routed before (empty when none were,
+        or when ``mmcv.ops`` cannot be imported and nothing is routed).
     """
-    has_cuda = mmcv_has_cuda_ops()
-    if has_cuda is None:
+    if mmcv_has_cuda_ops() is None:
         return ()
-    if device_types is None:
-        device_types = () if has_cuda else ('cuda', )
+    before = ()
     for name in _ROUTED_MODULES:
         module = importlib.import_module(name)
         if isinstance(module.ext_module, TorchvisionKernels):
+            before = module.ext_module.device_types
             module.ext_module.device_types = tuple(device_types)
         else:
             module.ext_module = TorchvisionKernels(module.ext_module,
                                                    device_types)
-    return tuple(device_types)
+    return before
+
+
+def needed() -> bool:
+    """mmcv's ops are built, without CUDA kernels."""
+    return mmcv_has_cuda_ops() is False
+
+
+def apply() -> None:
+    """Route CUDA tensors' ``nms`` and ``RoIAlign`` to torchvision."""
+    route_mmcv_ops_to_torchvision(('cuda', ))

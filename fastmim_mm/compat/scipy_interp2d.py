@@ -1,4 +1,4 @@
-"""Resize Swin/BEiT relative-position bias tables with current SciPy.
+"""Resize Swin/BEiT relative-position bias tables without SciPy's interp2d.
 
 MMPretrain 1.2.0 resizes these tables (e.g. window 4 in FastMIM pre-training
 to window 7 for fine-tuning) with ``scipy.interpolate.interp2d``, which SciPy
@@ -8,7 +8,9 @@ rectilinear grid: an interpolating bicubic spline, s=0) and installs it in
 MMPretrain's backbones.
 """
 import numpy as np
+import scipy
 import torch
+from mmengine.utils import digit_version
 from scipy.interpolate import RectBivariateSpline
 
 
@@ -54,7 +56,12 @@ def resize_relative_position_bias_table(src_shape: int, dst_shape: int,
     return torch.cat(columns, dim=1).to(table.device, torch.float32)
 
 
-def patch_mmpretrain() -> None:
+def needed() -> bool:
+    """SciPy >= 1.14 has no interp2d."""
+    return digit_version(scipy.__version__) >= digit_version('1.14.0')
+
+
+def apply() -> None:
     """Make MMPretrain's Swin and BEiT backbones use this implementation."""
     from mmpretrain.models.backbones import beit, swin_transformer
     for module in (swin_transformer, beit):

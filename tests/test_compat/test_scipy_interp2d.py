@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from mmpretrain.registry import MODELS
 
-from fastmim_mm.models.utils.relative_position import (
+from fastmim_mm.compat.scipy_interp2d import (
     _source_offsets, resize_relative_position_bias_table)
 
 from ..conftest import TINY_SWIN

@@ -4,18 +4,11 @@ from typing import Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 import simplejpeg
+from mmcv.image.geometric import cv2_interp_codes
 from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 
 from .loading import ImageLoadingTransform, decode_bgr, read_image_bytes
-
-_CV2_INTERP = {
-    'nearest': cv2.INTER_NEAREST,
-    'bilinear': cv2.INTER_LINEAR,
-    'bicubic': cv2.INTER_CUBIC,
-    'area': cv2.INTER_AREA,
-    'lanczos': cv2.INTER_LANCZOS4,
-}
 
 # JPEG colour spaces (simplejpeg's names) decoded by TurboJPEG; CMYK and
 # YCCK files take PIL's conversion, as in SafeLoadImageFromFile.
@@ -172,7 +165,7 @@ class DecodeRandomResizedCrop(ImageLoadingTransform, RandomResizedCrop):
         at 1 / ``factor``) to ``scale``."""
         top, left, crop_h, crop_w = box
         out_h, out_w = self.scale
-        interp = _CV2_INTERP[self.interpolation]
+        interp = cv2_interp_codes[self.interpolation]
         if factor == 1:
             crop = img[top:top + crop_h, left:left + crop_w]
             return cv2.resize(crop, (out_w, out_h), interpolation=interp)

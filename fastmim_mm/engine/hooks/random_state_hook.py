@@ -59,9 +59,13 @@ class RandomStateHook(Hook):
     freshly seeded, with a warning, as it could not repeat the interrupted
     one anyway.
 
-    Data loader workers keep streams of their own, seeded when they start:
-    a resumed run repeats the interrupted one's augmentations only if the
-    workers are re-created each epoch (``persistent_workers=False``).
+    Data loader workers keep streams of their own: the configs'
+    ``PerSampleSeedSampler`` seeds them for each sample. Starting workers
+    draws their base seed from the global torch stream, once per run with
+    persistent workers but again in a resumed run; the hook gives the train
+    loader a generator of its own for it, so the training stream does not
+    depend on when workers start. (MMEngine's ``worker_init_fn`` re-seeds
+    the workers anyway.)
     """
 
     # Before CheckpointHook ('VERY_LOW'), so the states are gathered before
@@ -80,6 +84,11 @@ class RandomStateHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         self._gather_if_saving(runner, by_epoch=False)
+
+    def before_train_epoch(self, runner) -> None:
+        loader = runner.train_loop.dataloader
+        if loader.generator is None:
+            loader.generator = torch.Generator()
 
     def after_train_epoch(self, runner) -> None:
         self._gather_if_saving(runner, by_epoch=True)

@@ -22,7 +22,7 @@ def _epochs(cfg, num_workers, epochs=2):
     loader = Runner.build_dataloader(
         dict(cfg.train_dataloader, num_workers=num_workers,
              persistent_workers=num_workers > 0), seed=3)
-    loader.generator = torch.Generator()  # as RandomStateHook does
+    loader.generator = torch.Generator()  # base seeds off the global stream
     batches = []
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)

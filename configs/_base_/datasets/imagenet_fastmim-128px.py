@@ -3,6 +3,9 @@
 # flip, no colour jitter. Normalisation happens in the model's preprocessor.
 # DecodeRandomResizedCrop reads, decodes (JPEGs at reduced DCT size where the
 # crop allows) and crops in one step, with RandomResizedCrop's box sampling.
+# PerSampleSeedSampler: a sample's crop and flip depend on (seed, epoch,
+# index) only, not on the worker, so a run resumed with the persistent
+# workers below repeats the uninterrupted run.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 input_size = 128

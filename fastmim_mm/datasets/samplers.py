@@ -8,7 +8,7 @@ each sample's draws come from streams seeded by ``(seed, epoch, index)``
 instead.
 """
 import random
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator, Optional, Sized
 
 import numpy as np
@@ -67,10 +67,8 @@ class SeededPipeline(Compose):
         if not isinstance(index, SeededIndex):
             return super().__call__(data)
         data['sample_idx'] = int(index)
-        if get_worker_info() is not None:
-            seed_global_streams(index.seed, index.epoch, int(index))
-            return super().__call__(data)
-        with _streams_kept():
+        in_worker = get_worker_info() is not None
+        with nullcontext() if in_worker else _streams_kept():
             seed_global_streams(index.seed, index.epoch, int(index))
             return super().__call__(data)
 

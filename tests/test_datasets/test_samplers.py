@@ -79,6 +79,15 @@ def test_order_of_default_sampler_and_seeds_travel(image_folder, tmp_path):
     assert torch.equal(dataset[SeededIndex(indices[0], 5, 2)]['inputs'],
                        first)
 
+    # Through MMEngine's num_batch_per_epoch slice, which forwards the
+    # pipeline: a sample's crop is still that of its (seed, epoch, index).
+    sliced = Runner.build_dataloader(
+        dict(cfg.train_dataloader, num_batch_per_epoch=1), seed=3)
+    batch = next(iter(sliced))
+    for sample, image in zip(batch['data_samples'], batch['inputs']):
+        expected = dataset[SeededIndex(sample.sample_idx, 3, 0)]['inputs']
+        assert torch.equal(image, expected)
+
     with pytest.raises(TypeError, match='PerSampleSeedSampler needs a '
                        'dataset with a pipeline, got ConcatDataset'):
         PerSampleSeedSampler(ConcatDataset([dataset, dataset]))

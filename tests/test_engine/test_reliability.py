@@ -52,7 +52,9 @@ def _exact_config(tmp_path, image_folder, name):
         ])
     cfg.optim_wrapper.optimizer.lr = 0.05  # per 256 images
     cfg.auto_scale_lr = dict()
+    # The configs' loader: persistent workers (PerSampleSeedSampler).
     cfg.train_dataloader.num_workers = 2
+    cfg.train_dataloader.persistent_workers = True
     cfg.custom_hooks = [
         dict(type='ProgressiveResolutionHook',
              phases=[(0, 32, 4, 1), (2, 64, 8, 2)])
@@ -72,7 +74,7 @@ def test_killed_run_resumes_exactly(image_folder, tmp_path):
     proc = subprocess.Popen([sys.executable, str(TRAIN_PY), cut_cfg], cwd=ROOT,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / 'cut' / 'epoch_2.pth'  # inside phase 1
+    ckpt = tmp_path / 'cut' / 'epoch_1.pth'  # inside phase 0
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None:
         assert time.time() < deadline
@@ -83,8 +85,9 @@ def test_killed_run_resumes_exactly(image_folder, tmp_path):
 
     _train(cut_cfg, '--resume')
     resumed = _losses(tmp_path / 'cut')
-    # Iterations 1-8 (epochs 1-2) ran before the kill, 9-12 after --resume;
-    # all must equal the uninterrupted run.
+    # Iterations 1-4 (epoch 1) ran before the kill, 5-12 after --resume,
+    # whose workers start afresh where the uninterrupted run's went on,
+    # and which then enters phase 1; all must equal the uninterrupted run.
     assert sorted(resumed) == list(range(1, 13))
     for it in range(1, 13):
         assert resumed[it] == pytest.approx(full[it], abs=1e-6, rel=0), it

@@ -3,6 +3,9 @@
 # flip, no colour jitter. Normalisation happens in the model's preprocessor.
 # DecodeRandomResizedCrop reads, decodes (JPEGs at reduced DCT size where the
 # crop allows) and crops in one step, with RandomResizedCrop's box sampling.
+# PerSampleSeedSampler: a sample's crop and flip depend on (seed, epoch,
+# index) only, not on the worker, so a run resumed with the persistent
+# workers below repeats the uninterrupted run.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 input_size = 128
@@ -22,7 +25,7 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='PerSampleSeedSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,

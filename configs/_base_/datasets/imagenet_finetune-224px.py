@@ -1,6 +1,8 @@
 # ImageNet-1k fine-tuning at 224 px, the FastMIM/MAE recipe: RandomResizedCrop
 # (bicubic), flip, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25;
 # evaluation resizes the short edge to 256 and centre-crops 224.
+# PerSampleSeedSampler: a sample's augmentation depends on (seed, epoch,
+# index) only, so a run resumed with persistent workers is exact.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 data_preprocessor = dict(
@@ -55,7 +57,7 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='PerSampleSeedSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,

@@ -43,14 +43,14 @@ class RandomStateHook(Hook):
     """Carry every process's random streams through a checkpoint, for exact
     resume.
 
-    MMEngine re-seeds a resumed run, so masks, augmentations drawn in the
-    main process and the data loader's base seed would differ from those of
-    the uninterrupted run. This hook stores the torch, numpy, Python and
+    MMEngine re-seeds a resumed run, so masks, dropout and batch
+    augmentations drawn in the main process would differ from those of the
+    uninterrupted run. This hook stores the torch, numpy, Python and
     CUDA random states in ``meta`` and, when a run resumes
     (``runner.iter > 0``), restores them just before training continues.
 
     Each process has streams of its own (``diff_rank_seed=True`` draws other
-    masks and crops in each), so all of them are saved, as a list indexed by
+    masks in each), so all of them are saved, as a list indexed by
     rank. Rank 0 alone writes the checkpoint; the others' states reach it
     through one all-gather, made only where the ``CheckpointHook``'s schedule
     saves. A checkpoint saved outside that schedule (a best-metric one)
@@ -59,9 +59,13 @@ class RandomStateHook(Hook):
     freshly seeded, with a warning, as it could not repeat the interrupted
     one anyway.
 
-    Data loader workers keep streams of their own, seeded when they start:
-    a resumed run repeats the interrupted one's augmentations only if the
-    workers are re-created each epoch (``persistent_workers=False``).
+    Data loader workers keep streams of their own, which the configs'
+    ``PerSampleSeedSampler`` seeds for each sample. Starting workers draws
+    their base seed from the global torch stream: each epoch, or with
+    persistent workers once per run, and then once more in a resumed run.
+    The hook gives a loader with persistent workers a generator of its own
+    for that draw, so the training stream does not depend on when they
+    start (MMEngine's ``worker_init_fn`` re-seeds the workers anyway).
     """
 
     # Before CheckpointHook ('VERY_LOW'), so the states are gathered before
@@ -80,6 +84,11 @@ class RandomStateHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         self._gather_if_saving(runner, by_epoch=False)
+
+    def before_train_epoch(self, runner) -> None:
+        loader = runner.train_loop.dataloader
+        if loader.persistent_workers and loader.generator is None:
+            loader.generator = torch.Generator()
 
     def after_train_epoch(self, runner) -> None:
         self._gather_if_saving(runner, by_epoch=True)

@@ -1,0 +1,120 @@
+"""Random augmentations that depend on the sample, not on the worker.
+
+Each data loader worker has random streams of its own, seeded when it
+starts: what a sample gets depends on which worker draws it and on what
+that worker drew before. A resumed run restarts persistent workers from
+their first seeds, so it cannot repeat the interrupted run's crops. Here
+each sample's draws come from streams seeded by ``(seed, epoch, index)``
+instead.
+"""
+import random
+from contextlib import contextmanager, nullcontext
+from typing import Iterator, Optional, Sized
+
+import numpy as np
+import torch
+from mmengine.dataset import Compose, DefaultSampler
+from mmpretrain.registry import DATA_SAMPLERS
+from torch.utils.data import get_worker_info
+
+
+class SeededIndex(int):
+    """A dataset index carrying the sampler's seed and epoch."""
+
+    def __new__(cls, index: int, seed: int, epoch: int) -> 'SeededIndex':
+        obj = super().__new__(cls, index)
+        obj.seed, obj.epoch = seed, epoch
+        return obj
+
+    def __reduce__(self):
+        return SeededIndex, (int(self), self.seed, self.epoch)
+
+
+def seed_global_streams(seed: int, epoch: int, index: int) -> None:
+    """Seed Python's, numpy's and torch's (CPU) global random streams from
+    ``(seed, epoch, index)``, through numpy's ``SeedSequence``."""
+    state = np.random.SeedSequence((seed, epoch, index)).generate_state(4)
+    np.random.seed(state)
+    random.seed(int.from_bytes(state.tobytes(), 'little'))
+    torch.default_generator.manual_seed(int(state[:2].view(np.uint64)[0]))
+
+
+@contextmanager
+def _streams_kept():
+    """Restore Python's, numpy's and torch's CPU streams on exit."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+class SeededPipeline(Compose):
+    """A dataset's pipeline that runs each sample whose ``sample_idx`` is a
+    :class:`SeededIndex` on global streams seeded from it.
+
+    In a data loader worker the streams are left as the sample leaves them
+    (a replacement for a skipped sample is then drawn from them too); in
+    the main process (``num_workers=0``) they are restored afterwards, so
+    loading data does not change the training process's draws. Other
+    indices (a dataset read directly) run on the streams as they are.
+    """
+
+    def __call__(self, data: dict) -> Optional[dict]:
+        index = data.get('sample_idx')
+        if not isinstance(index, SeededIndex):
+            return super().__call__(data)
+        data['sample_idx'] = int(index)
+        in_worker = get_worker_info() is not None
+        with nullcontext() if in_worker else _streams_kept():
+            seed_global_streams(index.seed, index.epoch, int(index))
+            return super().__call__(data)
+
+
+@DATA_SAMPLERS.register_module()
+class PerSampleSeedSampler(DefaultSampler):
+    """``DefaultSampler`` whose samples draw their augmentations from
+    streams seeded by ``(seed, epoch, index)``.
+
+    It yields the indices of ``DefaultSampler`` (same order, same split
+    across processes), each carrying the sampler's seed and the epoch, and
+    makes the dataset's pipeline a :class:`SeededPipeline`, which seeds
+    Python's, numpy's and torch's global streams from them before the
+    transforms run. A sample's crop and flip thus do not depend on the
+    number of workers, on which worker loads it, or on whether workers are
+    persistent; the seed is the same in every process, the epoch is set by
+    ``DistSamplerSeedHook`` and restored on resume, so a resumed run
+    repeats the uninterrupted run's augmentations.
+
+    Args:
+        dataset (Sized): The dataset; it must have a ``pipeline`` (a
+            dataset wrapper that maps indices would drop the seeds).
+        shuffle (bool): Whether to shuffle the indices. Defaults to True.
+        seed (int, optional): Seed of the order and of the augmentations,
+            the same in every process. None draws one and shares it.
+            Defaults to None.
+        round_up (bool): Whether to pad the indices to a multiple of the
+            number of processes. Defaults to True.
+    """
+
+    def __init__(self,
+                 dataset: Sized,
+                 shuffle: bool = True,
+                 seed: Optional[int] = None,
+                 round_up: bool = True) -> None:
+        super().__init__(dataset, shuffle, seed, round_up)
+        pipeline = getattr(dataset, 'pipeline', None)
+        if not isinstance(pipeline, Compose):
+            raise TypeError(
+                f'PerSampleSeedSampler needs a dataset with a pipeline, got '
+                f'{type(dataset).__name__}: set the sampler of this '
+                f'dataloader to DefaultSampler.')
+        # In place, as the pipeline may be reached through a wrapper that
+        # forwards attributes (MMEngine's ``num_batch_per_epoch`` slice).
+        pipeline.__class__ = SeededPipeline
+
+    def __iter__(self) -> Iterator[SeededIndex]:
+        for index in super().__iter__():
+            yield SeededIndex(index, self.seed, self.epoch)

@@ -42,8 +42,13 @@ TINY_VIT = dict(
         img_size=64,
         patch_size=16),
     neck=dict(
-        type='FastMIMNeck', in_channels=64, out_channels=108, embed_dims=32,
-        num_layers=1, num_heads=2, num_prefix_tokens=1),
+        type='FastMIMNeck',
+        in_channels=64,
+        out_channels=108,
+        embed_dims=32,
+        num_layers=1,
+        num_heads=2,
+        num_prefix_tokens=1),
     mask_generator=dict(type='FastMIMMaskGenerator', mask_patch_size=16))
 
 TINY_SWIN = dict(
@@ -55,16 +60,24 @@ TINY_SWIN = dict(
         stage_cfgs=dict(block_cfgs=dict(window_size=2)),
         out_indices=(3, )),
     neck=dict(
-        type='FastMIMNeck', in_channels=256, out_channels=432, embed_dims=32,
-        num_layers=1, num_heads=2),
+        type='FastMIMNeck',
+        in_channels=256,
+        out_channels=432,
+        embed_dims=32,
+        num_layers=1,
+        num_heads=2),
     mask_generator=dict(type='FastMIMMaskGenerator', mask_patch_size=32))
 
 TINY_RESNET = dict(
     TINY_SWIN,
     backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
     neck=dict(
-        type='FastMIMNeck', in_channels=512, out_channels=432, embed_dims=32,
-        num_layers=1, num_heads=2))
+        type='FastMIMNeck',
+        in_channels=512,
+        out_channels=432,
+        embed_dims=32,
+        num_layers=1,
+        num_heads=2))
 
 
 class FixedMask(nn.Module):
@@ -87,7 +100,10 @@ class RecordHook(Hook):
     def before_train(self, runner):
         RecordHook.records.append(dict(event='before_train', **_state(runner)))
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         RecordHook.records.append(
             dict(
@@ -118,16 +134,19 @@ def run_train_py(*args, **env) -> subprocess.CompletedProcess:
     importable (for test hooks in ``custom_imports``) and ``env`` added to
     the environment."""
     return subprocess.run(
-        [sys.executable, str(TRAIN_PY), *map(str, args)], cwd=ROOT,
+        [sys.executable, str(TRAIN_PY), *map(str, args)],
+        cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
-        capture_output=True, text=True, timeout=300)
+        capture_output=True,
+        text=True,
+        timeout=300)
 
 
 def load_tool(relative_path: str):
     """A script under tools/ as a module (tools/ is not a package)."""
     path = ROOT / 'tools' / relative_path
-    spec = importlib.util.spec_from_file_location(
-        'fastmim_tool_' + path.stem, path)
+    spec = importlib.util.spec_from_file_location('fastmim_tool_' + path.stem,
+                                                  path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -144,12 +163,16 @@ def image_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp('imagenet')
     return str(
         make_imagenet_folder(
-            str(root), num_classes=2, images_per_class=8,
-            image_size=(80, 80)))
+            str(root), num_classes=2, images_per_class=8, image_size=(80, 80)))
 
 
-def runner_config(work_dir, data_root, model=TINY_VIT, input_size=64,
-                  batch_size=4, max_epochs=1, **overrides) -> Config:
+def runner_config(work_dir,
+                  data_root,
+                  model=TINY_VIT,
+                  input_size=64,
+                  batch_size=4,
+                  max_epochs=1,
+                  **overrides) -> Config:
     """The demo config shrunk to a tiny model and dataset."""
     cfg = Config.fromfile(str(DEMO_CONFIG))
     cfg.model = copy.deepcopy(model)

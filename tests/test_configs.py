@@ -86,12 +86,13 @@ def test_config_builds_with_paper_recipe(path):
         assert len(model.neck.blocks) == 4
         assert model.mask_generator.mask_patch_size == 32
         assert model.backbone.stages[0].blocks[0].attn.window_size == 4
-    assert model.neck.pred.out_features == (
-        768 if 'rgb' in name else 27 * (model.mask_patch_size // 8)**2)
+    assert model.neck.pred.out_features == (768 if 'rgb' in name else 27 *
+                                            (model.mask_patch_size // 8)**2)
 
 
 @pytest.mark.parametrize(
-    'path', sorted((CONFIG_DIR / '_base_').rglob('*.py')),
+    'path',
+    sorted((CONFIG_DIR / '_base_').rglob('*.py')),
     ids=lambda p: p.stem)
 def test_base_config_loads(path):
     cfg = Config.fromfile(str(path))

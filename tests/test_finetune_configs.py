@@ -10,14 +10,15 @@ from mmpretrain.structures import DataSample
 
 from fastmim_mm.compat.scipy_interp2d import \
     resize_relative_position_bias_table
-
 from .conftest import CONFIG_DIR, TINY_VIT
 
 BENCH = CONFIG_DIR / 'fastmim' / 'benchmarks'
 PRETRAIN = {
-    'vit': CONFIG_DIR / 'fastmim' /
+    'vit':
+    CONFIG_DIR / 'fastmim' /
     'fastmim_vit-base-p16_8xb512-amp-coslr-800e_in1k-128px.py',
-    'swin': CONFIG_DIR / 'fastmim' /
+    'swin':
+    CONFIG_DIR / 'fastmim' /
     'fastmim_swin-base-w4_8xb256-amp-coslr-400e_in1k-128px.py',
 }
 
@@ -97,12 +98,14 @@ def _one_step(cfg, model):
 
 def test_swin_finetune_interpolates_tables_and_trains(tmp_path):
     source, path = _pretrained_checkpoint('swin', tmp_path)
-    cfg = Config.fromfile(str(BENCH / 'swin-base-w7_8xb128-coslr-100e_in1k.py'))
+    cfg = Config.fromfile(
+        str(BENCH / 'swin-base-w7_8xb128-coslr-100e_in1k.py'))
     cfg.model.backbone.init_cfg.checkpoint = path
     model = _build(cfg)
     state = model.state_dict()
     for stage, heads in ((0, 4), (2, 16)):
-        key = f'stages.{stage}.blocks.1.attn.w_msa.relative_position_bias_table'
+        key = (f'stages.{stage}.blocks.1.attn.w_msa.'
+               'relative_position_bias_table')
         src = source['backbone.' + key]
         assert src.shape == (49, heads)  # window 4
         torch.testing.assert_close(
@@ -117,7 +120,8 @@ def test_swin_finetune_interpolates_tables_and_trains(tmp_path):
 
 def test_vit_finetune_resizes_pos_embed_and_trains(tmp_path):
     source, path = _pretrained_checkpoint('vit', tmp_path)
-    cfg = Config.fromfile(str(BENCH / 'vit-base-p16_8xb128-coslr-100e_in1k.py'))
+    cfg = Config.fromfile(
+        str(BENCH / 'vit-base-p16_8xb128-coslr-100e_in1k.py'))
     cfg.model.backbone.init_cfg.checkpoint = path
     model = _build(cfg)
     state = model.state_dict()
@@ -153,9 +157,9 @@ def test_linear_probe_freezes_the_encoder(tmp_path):
 def tiny_finetune_config(image_folder, checkpoint, name) -> Config:
     """The ViT fine-tuning config, shrunk to the tiny ViT of the tests and
     the 16-image folder, starting from ``checkpoint``."""
-    cfg = Config.fromfile(str(BENCH / 'vit-base-p16_8xb128-coslr-100e_in1k.py'))
-    cfg.model.backbone.update(
-        arch=TINY_VIT['backbone']['arch'], img_size=64)
+    cfg = Config.fromfile(
+        str(BENCH / 'vit-base-p16_8xb128-coslr-100e_in1k.py'))
+    cfg.model.backbone.update(arch=TINY_VIT['backbone']['arch'], img_size=64)
     cfg.model.backbone.init_cfg.checkpoint = str(checkpoint)
     cfg.model.head.update(num_classes=2, in_channels=64)
     cfg.data_preprocessor.num_classes = 2
@@ -165,8 +169,10 @@ def tiny_finetune_config(image_folder, checkpoint, name) -> Config:
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.update(batch_size=4, num_workers=0, persistent_workers=False)
         loader.dataset = dict(
-            type='CustomDataset', data_root=image_folder,
-            ann_file='meta/train.txt', data_prefix='train',
+            type='CustomDataset',
+            data_root=image_folder,
+            ann_file='meta/train.txt',
+            data_prefix='train',
             pipeline=loader.dataset.pipeline)
     cfg.test_dataloader = cfg.val_dataloader
     cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy', topk=1)
@@ -204,8 +210,8 @@ def test_finetune_runs_through_train_py(train_module, image_folder, tmp_path,
     # Started from the pre-trained encoder: a block's qkv moved only by
     # one epoch of small (layer-decayed, warm-up) steps.
     key = 'backbone.layers.0.attn.qkv.weight'
-    assert torch.allclose(tuned['state_dict'][key], ckpt['state_dict'][key],
-                          atol=1e-3)
+    assert torch.allclose(
+        tuned['state_dict'][key], ckpt['state_dict'][key], atol=1e-3)
     logs = list((tmp_path / 'ft').rglob('scalars.json'))
     assert any('accuracy/top1' in line for log in logs
                for line in log.read_text().splitlines())

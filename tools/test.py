@@ -60,7 +60,8 @@ def merge_args(cfg: Config, args) -> Config:
         if isinstance(evaluator, dict) and 'metrics' in evaluator:
             evaluator = evaluator['metrics']  # an Evaluator config
         metrics = list(evaluator) if isinstance(evaluator,
-                                                (list, tuple)) else [evaluator]
+                                                (list,
+                                                 tuple)) else [evaluator]
         metrics.append(_dump_metric(cfg, args.out))
         if isinstance(cfg.test_evaluator, dict) and \
                 'metrics' in cfg.test_evaluator:

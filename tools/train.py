@@ -10,8 +10,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
-from fastmim_mm.engine.arguments import (auto_resume_error,
-                                         merge_cfg_options)
+from fastmim_mm.engine.arguments import auto_resume_error, merge_cfg_options
 from fastmim_mm.engine.launch import (add_runner_args, build_runner,
                                       clear_errors, distributed_session, fail,
                                       parse_runner_args, set_work_dir,
@@ -32,14 +31,17 @@ def parse_args(argv=None):
         help='resume from the given checkpoint, or, without a path, from the '
         'latest checkpoint in the work dir (refused if it has none)')
     parser.add_argument(
-        '--amp', action='store_true',
+        '--amp',
+        action='store_true',
         help='mixed-precision training (needs a CUDA device): bf16 where the '
         'GPU supports it, else fp16 with dynamic loss scaling')
     parser.add_argument(
-        '--compile', action='store_true',
+        '--compile',
+        action='store_true',
         help='torch.compile the model\'s forward pass (cfg.compile=True)')
     parser.add_argument(
-        '--auto-scale-lr', action='store_true',
+        '--auto-scale-lr',
+        action='store_true',
         help='scale the lr by actual batch / auto_scale_lr.base_batch_size')
     add_runner_args(
         parser, 'train_dataloader.batch_size=64 or '
@@ -58,15 +60,16 @@ def merge_args(cfg: Config, args) -> Config:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
         if 'dtype' not in cfg.optim_wrapper:
-            cfg.optim_wrapper.dtype = ('bfloat16'
-                                       if torch.cuda.is_bf16_supported() else
-                                       'float16')
+            cfg.optim_wrapper.dtype = (
+                'bfloat16' if torch.cuda.is_bf16_supported() else 'float16')
     elif optim_type == 'AmpOptimWrapper' and not torch.cuda.is_available():
         # The paper configs train in fp16 on GPUs; on a CPU (a smoke test,
         # a debug run) the same config runs in fp32 instead of failing.
         print_log(
             'No CUDA device: the config\'s AmpOptimWrapper is replaced by '
-            'an fp32 OptimWrapper.', logger='current', level=30)
+            'an fp32 OptimWrapper.',
+            logger='current',
+            level=30)
         for key in ('loss_scale', 'dtype', 'use_fsdp'):
             cfg.optim_wrapper.pop(key, None)
         cfg.optim_wrapper.type = 'OptimWrapper'

@@ -17,10 +17,21 @@ model = dict(
 optim_wrapper = dict(optimizer=dict(lr=1.5e-4))
 # Iterations per epoch change between phases: step the schedule per epoch.
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=10,
-         convert_to_iter_based=False),
-    dict(type='CosineAnnealingLR', T_max=390, eta_min=0., by_epoch=True,
-         begin=10, end=400, convert_to_iter_based=False),
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=10,
+        convert_to_iter_based=False),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=390,
+        eta_min=0.,
+        by_epoch=True,
+        begin=10,
+        end=400,
+        convert_to_iter_based=False),
 ]
 auto_scale_lr = dict(_delete_=True)
 

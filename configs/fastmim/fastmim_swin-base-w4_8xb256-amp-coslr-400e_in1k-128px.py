@@ -11,10 +11,21 @@ _base_ = [
 train_dataloader = dict(batch_size=256)
 optim_wrapper = dict(optimizer=dict(lr=1.5e-4 * 2048 / 256))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=10,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=390, eta_min=0., by_epoch=True,
-         begin=10, end=400, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=10,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=390,
+        eta_min=0.,
+        by_epoch=True,
+        begin=10,
+        end=400,
+        convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=400)
 auto_scale_lr = dict(base_batch_size=2048)

@@ -17,8 +17,8 @@ train_pipeline = [
         flip_prob=0.5),
     dict(
         type='PackInputs',
-        meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape',
-                   'flip', 'flip_direction', 'crop_box')),
+        meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'flip',
+                   'flip_direction', 'crop_box')),
 ]
 train_dataloader = dict(
     # Byte strings differ in length: batched as lists, not stacked.

@@ -15,7 +15,9 @@ _base_ = [
 model = dict(
     backbone=dict(
         arch=dict(
-            embed_dims=192, num_layers=6, num_heads=3,
+            embed_dims=192,
+            num_layers=6,
+            num_heads=3,
             feedforward_channels=768)),
     neck=dict(in_channels=192))
 
@@ -32,15 +34,27 @@ train_dataloader = dict(
         pipeline={{_base_.train_pipeline}}))
 
 optim_wrapper = dict(
-    type='OptimWrapper', _delete_=True,
+    type='OptimWrapper',
+    _delete_=True,
     optimizer=dict(
         type='AdamW', lr=3e-4, betas=(0.9, 0.95), weight_decay=0.05),
     paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=13, eta_min=1e-4, by_epoch=True,
-         begin=1, end=14, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=13,
+        eta_min=1e-4,
+        by_epoch=True,
+        begin=1,
+        end=14,
+        convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=14)
 auto_scale_lr = dict(base_batch_size=16)

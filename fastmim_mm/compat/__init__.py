@@ -21,9 +21,7 @@ from typing import Optional, Tuple
 from . import mmcv_ops, scipy_interp2d, torch_load
 
 FIXES = dict(
-    torch_load=torch_load,
-    scipy_interp2d=scipy_interp2d,
-    mmcv_ops=mmcv_ops)
+    torch_load=torch_load, scipy_interp2d=scipy_interp2d, mmcv_ops=mmcv_ops)
 _applied: Optional[Tuple[str, ...]] = None
 
 

@@ -85,23 +85,21 @@ class TorchvisionKernels:
                 params['spatial_scale'], params['sampling_ratio'],
                 params['aligned']))
 
-    def roi_align_backward(self, grad_output: torch.Tensor,
-                           rois: torch.Tensor, argmax_y: torch.Tensor,
-                           argmax_x: torch.Tensor, grad_input: torch.Tensor,
-                           **params) -> None:
+    def roi_align_backward(self, grad_output: torch.Tensor, rois: torch.Tensor,
+                           argmax_y: torch.Tensor, argmax_x: torch.Tensor,
+                           grad_input: torch.Tensor, **params) -> None:
         """``params`` as for :meth:`roi_align_forward`."""
         if not self._routed(grad_output) or params['pool_mode'] != 1:
             return self.ext.roi_align_backward(grad_output, rois, argmax_y,
-                                               argmax_x, grad_input,
-                                               **params)
+                                               argmax_x, grad_input, **params)
         dtype = _compute_dtype(grad_output, rois)
         batch, channels, height, width = grad_input.shape
         grad_input.copy_(
             torch.ops.torchvision._roi_align_backward(
-                grad_output.to(dtype), rois.to(dtype),
-                params['spatial_scale'], params['aligned_height'],
-                params['aligned_width'], batch, channels, height, width,
-                params['sampling_ratio'], params['aligned']))
+                grad_output.to(dtype), rois.to(dtype), params['spatial_scale'],
+                params['aligned_height'], params['aligned_width'], batch,
+                channels, height, width, params['sampling_ratio'],
+                params['aligned']))
 
 
 def mmcv_has_cuda_ops() -> Optional[bool]:

@@ -23,11 +23,15 @@ def mmengine_checkpoint_types() -> list:
     except ImportError:  # numpy 1.x
         from numpy.core import multiarray
     types = [
-        HistoryBuffer, np.dtype, np.ndarray, multiarray._reconstruct,
+        HistoryBuffer,
+        np.dtype,
+        np.ndarray,
+        multiarray._reconstruct,
         multiarray.scalar,
         # Arrays pickle their raw bytes through codecs.encode, and dtype
         # classes are looked up with getattr on the numpy module.
-        codecs.encode, builtins.getattr
+        codecs.encode,
+        builtins.getattr
     ]
     # Arrays and scalars pickle their dtype as its class (numpy >= 1.25).
     dtypes = getattr(np, 'dtypes', None)

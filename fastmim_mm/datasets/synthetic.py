@@ -47,7 +47,8 @@ def _draw_image(rng: np.random.RandomState, label: int, num_classes: int,
             draw.rectangle(box, fill=255)
         else:
             draw.polygon([(box[0], box[3]), ((box[0] + box[2]) / 2, box[1]),
-                          (box[2], box[3])], fill=255)
+                          (box[2], box[3])],
+                         fill=255)
         inside = np.asarray(mask)[..., None] > 0
         other = theta + np.pi / 2 + rng.uniform(-0.3, 0.3)
         img = np.where(inside, _stripes(rng, other, yy, xx), img)
@@ -74,8 +75,8 @@ def photo_like_image(seed: int,
     img = np.empty((height, width, 3), np.float32)
     for c in range(3):
         fx, fy, phase = rng.uniform(-3, 3, 3)
-        img[..., c] = 128 + 90 * np.sin(fx * xx / width + fy * yy / height +
-                                         phase)
+        img[...,
+            c] = 128 + 90 * np.sin(fx * xx / width + fy * yy / height + phase)
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
     for _ in range(25):

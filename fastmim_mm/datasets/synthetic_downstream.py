@@ -58,8 +58,7 @@ def _shape_polygon(shape: str, cx: float, cy: float, rx: float, ry: float,
     elif shape == 'cross':
         a = 0.35
         pts = np.array([[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a],
-                        [a, 1], [-a, 1], [-a, a], [-1, a], [-1, -a],
-                        [-a, -a]])
+                        [a, 1], [-a, 1], [-a, a], [-1, a], [-1, -a], [-a, -a]])
     else:
         sides = dict(triangle=3, pentagon=5, diamond=4, hexagon=6)[shape]
         t = np.linspace(0, 2 * np.pi, sides, endpoint=False) - np.pi / 2
@@ -75,8 +74,8 @@ def _shape_polygon(shape: str, cx: float, cy: float, rx: float, ry: float,
 
 def _polygon_area(pts: np.ndarray) -> float:
     x, y = pts[:, 0], pts[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) /
-                 2)
+    return float(
+        abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
 
 
 def _class_texture(label: int, seed: int, yy: np.ndarray, xx: np.ndarray,
@@ -172,11 +171,11 @@ def make_coco_instances(root: str,
                 pts[:, 1] = np.clip(pts[:, 1], 0, h - 1)
                 pts = np.round(pts, 2)
                 mask = Image.new('L', (w, h), 0)
-                ImageDraw.Draw(mask).polygon(
-                    [tuple(p) for p in pts.tolist()], fill=255)
+                ImageDraw.Draw(mask).polygon([tuple(p) for p in pts.tolist()],
+                                             fill=255)
                 inside = np.asarray(mask)[..., None] > 0
-                img = np.where(inside,
-                               _class_texture(label, seed, yy, xx, rng), img)
+                img = np.where(inside, _class_texture(label, seed, yy, xx,
+                                                      rng), img)
                 x0, y0 = pts.min(0)
                 x1, y1 = pts.max(0)
                 annotations.append(
@@ -206,8 +205,9 @@ def make_coco_instances(root: str,
             images=images,
             annotations=annotations,
             categories=categories)
-        with open(osp.join(root, 'annotations', f'instances_{split}.json'),
-                  'w') as f:
+        with open(
+                osp.join(root, 'annotations', f'instances_{split}.json'),
+                'w') as f:
             json.dump(coco, f)
     return root
 
@@ -258,8 +258,8 @@ def make_ade20k(root: str,
         raise ValueError('num_used_classes must be >= 1')
     w, h = image_size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    for split_idx, (split, prefix) in enumerate(
-            (('training', 'ADE_train'), ('validation', 'ADE_val'))):
+    splits = (('training', 'ADE_train'), ('validation', 'ADE_val'))
+    for split_idx, (split, prefix) in enumerate(splits):
         rng = np.random.RandomState(seed * 1000 + 17 + split_idx)
         img_dir = osp.join(root, 'images', split)
         ann_dir = osp.join(root, 'annotations', split)
@@ -283,8 +283,8 @@ def make_ade20k(root: str,
                                      r * rng.uniform(0.7, 1.3),
                                      rng.uniform(0, np.pi))
                 mask = Image.new('L', (w, h), 0)
-                ImageDraw.Draw(mask).polygon(
-                    [tuple(p) for p in pts.tolist()], fill=1)
+                ImageDraw.Draw(mask).polygon([tuple(p) for p in pts.tolist()],
+                                             fill=1)
                 seg[np.asarray(mask) > 0] = label
             # A band of "other" (label 0) along one side.
             band = rng.randint(2, max(3, min(w, h) // 10))
@@ -303,6 +303,5 @@ def make_ade20k(root: str,
             name = f'{prefix}_{i:08d}'
             Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
                 osp.join(img_dir, name + '.jpg'), quality=quality)
-            Image.fromarray(seg).save(
-                osp.join(ann_dir, name + '.png'))
+            Image.fromarray(seg).save(osp.join(ann_dir, name + '.png'))
     return root

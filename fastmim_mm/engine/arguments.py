@@ -36,10 +36,9 @@ RUNNER_KEYS = {
     'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator',
     'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from',
     'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level',
-    'visualizer', 'default_scope', 'randomness', 'experiment_name',
-    'compile', 'activation_checkpointing', 'efficient_conv_bn_eval',
-    'model_wrapper_cfg', 'runner_type', 'sync_bn', 'find_unused_parameters',
-    'custom_imports'
+    'visualizer', 'default_scope', 'randomness', 'experiment_name', 'compile',
+    'activation_checkpointing', 'efficient_conv_bn_eval', 'model_wrapper_cfg',
+    'runner_type', 'sync_bn', 'find_unused_parameters', 'custom_imports'
 }
 
 # Keys of the data loader dicts: Runner.build_dataloader pops these and
@@ -57,12 +56,12 @@ _TYPELESS = dict(
     randomness="MMEngine's randomness set-up",
     env_cfg="MMEngine's env_cfg")
 
-_REGISTRIES = (
-    'MODELS', 'DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'HOOKS', 'LOOPS',
-    'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
-    'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS',
-    'LOG_PROCESSORS', 'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS',
-    'FUNCTIONS', 'RUNNERS')
+_REGISTRIES = ('MODELS', 'DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'HOOKS',
+               'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+               'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS',
+               'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS',
+               'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS',
+               'FUNCTIONS', 'RUNNERS')
 
 
 def _arguments(obj) -> Optional[Set[str]]:

@@ -78,8 +78,8 @@ def read_checkpoint(path: str,
             f'while being written or copied.')
     with open(path, 'rb') as f:
         head = f.read(512)
-    kind = next((name for magic, name in _SIGNATURES
-                 if head.startswith(magic)), None)
+    kind = next(
+        (name for magic, name in _SIGNATURES if head.startswith(magic)), None)
     if kind is None and _looks_like_text(head):
         kind = 'a text file'
     if kind is not None:

@@ -68,17 +68,16 @@ def _shapes(state: dict) -> Shapes:
     }
 
 
-def _expected(key: str, kind: str, own: Shapes, theirs: Shapes,
-              mode: str, has_backbone: bool) -> Optional[str]:
+def _expected(key: str, kind: str, own: Shapes, theirs: Shapes, mode: str,
+              has_backbone: bool) -> Optional[str]:
     """Why a key may differ, or None if it must not.
 
     ``kind`` is 'shape', 'missing' (from the checkpoint) or 'unexpected'.
     """
     name = key.rsplit('.', 1)[-1]
-    resized = kind == 'shape' and (
-        name in ('pos_embed', 'absolute_pos_embed',
-                 'relative_position_bias_table')
-        and own[key][-1] == theirs[key][-1])
+    resized = kind == 'shape' and (name in ('pos_embed', 'absolute_pos_embed',
+                                            'relative_position_bias_table')
+                                   and own[key][-1] == theirs[key][-1])
     if mode == 'resume':
         return None
     if mode == 'exact':
@@ -130,12 +129,16 @@ def _family(shapes: Shapes) -> str:
         for k in shapes:
             m = re.search(r'stages\.(\d+)\.blocks\.(\d+)\.', k)
             if m:
-                depths[int(m[1])] = max(depths.get(int(m[1]), 0),
-                                        int(m[2]) + 1)
+                depths[int(m[1])] = max(
+                    depths.get(int(m[1]), 0),
+                    int(m[2]) + 1)
         depth = '-'.join(str(depths[s]) for s in sorted(depths))
         return f'Swin (depths {depth}{width})'
-    blocks = {int(m[1]) for k in shapes
-              for m in [re.search(r'layers\.(\d+)\.attn\.', k)] if m}
+    blocks = {
+        int(m[1])
+        for k in shapes
+        for m in [re.search(r'layers\.(\d+)\.attn\.', k)] if m
+    }
     if blocks:
         return f'ViT ({len(blocks)} blocks{width})'
     if re.search(r'layer\d\.\d+\.conv1\.', keys):
@@ -175,10 +178,14 @@ def _cause(own: Shapes, theirs: Shapes, mode: str, whole: bool,
                 "checkpoint keeps it in meta['cfg']), or start from it "
                 'with load_from.')
     strip = 'backbone.' if whole else ''
-    ours = _family({k[len(strip):]: v
-                    for k, v in own.items() if k.startswith(strip)})
-    its = _family({k[len(strip):]: v
-                   for k, v in theirs.items() if k.startswith(strip)})
+    ours = _family({
+        k[len(strip):]: v
+        for k, v in own.items() if k.startswith(strip)
+    })
+    its = _family({
+        k[len(strip):]: v
+        for k, v in theirs.items() if k.startswith(strip)
+    })
     if ours != its:
         return (f'another architecture: the checkpoint holds a {its}, the '
                 f'model is a {ours}; set the backbone as in the config the '
@@ -193,8 +200,11 @@ def _first(items: List[str], n: int = 3) -> str:
     return ', '.join(items[:n]) + more
 
 
-def check_fit(module, state_dict: dict, file: Optional[str] = None,
-              prefix: Optional[str] = None, resume: bool = False) -> str:
+def check_fit(module,
+              state_dict: dict,
+              file: Optional[str] = None,
+              prefix: Optional[str] = None,
+              resume: bool = False) -> str:
     """Raise :class:`CheckpointMismatchError` unless ``state_dict`` fits
     ``module`` up to the expected differences; return a one-line summary.
 
@@ -206,9 +216,8 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
         resume (bool): The checkpoint is resumed: it must fit exactly.
     """
     whole = isinstance(module, BaseModel)
-    mode = ('resume' if resume and whole else
-            'exact' if hasattr(module, 'check_checkpoint') else
-            'model' if whole else 'part')
+    mode = ('resume' if resume and whole else 'exact' if hasattr(
+        module, 'check_checkpoint') else 'model' if whole else 'part')
     source = file or 'the checkpoint'
     if mode == 'exact':
         try:
@@ -230,8 +239,8 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
             else:
                 passed.setdefault((reason, kind), []).append(key)
     loaded = [k for k in own if k in theirs and own[k] == theirs[k]]
-    target = (f'the {type(module).__name__} model' if whole else
-              f'the {type(module).__name__} it initialises' +
+    target = (f'the {type(module).__name__} model'
+              if whole else f'the {type(module).__name__} it initialises' +
               (f" (prefix '{prefix}')" if prefix else ''))
     if blocking or not loaded:
         parts = []
@@ -247,25 +256,36 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
                 parts.append(f'{len(keys)} tensors {what} ({_first(keys)})')
         if not parts:
             parts.append('no tensor of it fits')
-        raise CheckpointMismatchError(
-            f'{source} does not fit {target}: ' + '; '.join(parts) +
-            '. Likely cause: ' +
-            _cause(own, theirs, mode, whole, prefix))
+        raise CheckpointMismatchError(f'{source} does not fit {target}: ' +
+                                      '; '.join(parts) + '. Likely cause: ' +
+                                      _cause(own, theirs, mode, whole, prefix))
     notes = []
     labels = {
-        ('resized', 'shape'): 'resized',
-        ('recomputed', 'missing'): 'recomputed',
-        ('recomputed', 'unexpected'): 'not used (recomputed)',
-        ('recomputed', 'shape'): 'recomputed',
-        ('output norm', 'missing'): 'new output norms',
-        ('output norm', 'unexpected'): 'output norms not used',
-        ('new in the model', 'missing'): 'new in the model',
-        ('split qkv bias', 'missing'): 'q/v biases from the qkv biases',
-        ('split qkv bias', 'unexpected'): 'qkv biases split into q/v',
-        ('truncated encoder', 'missing'): 'blocks beyond the checkpoint\'s '
+        ('resized', 'shape'):
+        'resized',
+        ('recomputed', 'missing'):
+        'recomputed',
+        ('recomputed', 'unexpected'):
+        'not used (recomputed)',
+        ('recomputed', 'shape'):
+        'recomputed',
+        ('output norm', 'missing'):
+        'new output norms',
+        ('output norm', 'unexpected'):
+        'output norms not used',
+        ('new in the model', 'missing'):
+        'new in the model',
+        ('split qkv bias', 'missing'):
+        'q/v biases from the qkv biases',
+        ('split qkv bias', 'unexpected'):
+        'qkv biases split into q/v',
+        ('truncated encoder', 'missing'):
+        'blocks beyond the checkpoint\'s '
         'depth, initialised anew',
-        ('new head', 'missing'): 'new head/neck tensors',
-        ('new head', 'shape'): 'head/neck tensors of another shape, '
+        ('new head', 'missing'):
+        'new head/neck tensors',
+        ('new head', 'shape'):
+        'head/neck tensors of another shape, '
         'initialised anew',
     }
     for key, keys in passed.items():
@@ -273,8 +293,8 @@ def check_fit(module, state_dict: dict, file: Optional[str] = None,
             keys = [f'{k} {theirs[k]} -> {own[k]}' for k in keys]
         notes.append(f'{labels[key]}: {_first(keys, 2)}')
     return (f'Loaded {source} into {target}: {len(loaded)} of {len(own)} '
-            f'tensors as they are' + ('; ' + '; '.join(notes)
-                                      if notes else '') + '.')
+            f'tensors as they are' +
+            ('; ' + '; '.join(notes) if notes else '') + '.')
 
 
 def load_from_local(filename: str, map_location=None) -> dict:
@@ -323,8 +343,7 @@ def load_checked(module, state_dict, strict=False, logger=None) -> None:
     source = dict(_source)
     _source.update(file=None, prefix=None)
     summary = check_fit(
-        target, state_dict, resume=_resuming[0] or strict,
-        **source)
+        target, state_dict, resume=_resuming[0] or strict, **source)
     collect = _Collect()
     _originals['load_state_dict'](module, state_dict, strict, collect)
     message = '\n'.join(collect.messages)

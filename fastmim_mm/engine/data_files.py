@@ -19,8 +19,8 @@ def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
     wrapped ones included."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
-        stack = [(f'{key}.dataset', loader.get('dataset'))
-                 ] if isinstance(loader, dict) else []
+        stack = [(f'{key}.dataset',
+                  loader.get('dataset'))] if isinstance(loader, dict) else []
         while stack:
             name, dataset = stack.pop()
             if not isinstance(dataset, dict):

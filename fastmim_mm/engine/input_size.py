@@ -71,8 +71,9 @@ def check_pretrain_input_size(cfg: Config) -> None:
     input_size = cfg.get('model', {}).get('input_size')
     pipeline = _train_pipeline(cfg)
     hooks = [
-        str(h.get('type')).split('.')[-1] if isinstance(h, dict) else
-        type(h).__name__ for h in cfg.get('custom_hooks') or []
+        str(h.get('type')).split('.')[-1]
+        if isinstance(h, dict) else type(h).__name__
+        for h in cfg.get('custom_hooks') or []
     ]
     if input_size is None or not pipeline or \
             'ProgressiveResolutionHook' in hooks:

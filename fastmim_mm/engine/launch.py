@@ -66,8 +66,9 @@ def setup_launcher(cfg: Config, launcher: str, prog: str) -> None:
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher != 'pytorch':
-        fail(prog, f'--launcher {launcher} needs CUDA devices; on CPU use '
-             f'--launcher pytorch (tools/dist_train.sh).')
+        fail(
+            prog, f'--launcher {launcher} needs CUDA devices; on CPU use '
+            f'--launcher pytorch (tools/dist_train.sh).')
     cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
@@ -122,8 +123,9 @@ def clear_errors(prog: str):
     except pickle.UnpicklingError as e:
         if os.environ.get('FASTMIM_TRACEBACK'):
             raise
-        fail(prog, 'a checkpoint was refused by weights-only loading: it '
-             'holds objects other than tensors and the plain types MMEngine '
-             'saves, which could run code when unpickled. Use a checkpoint '
-             'from a source you trust, or convert it. torch said: '
-             f'{str(e).splitlines()[0]}')
+        fail(
+            prog, 'a checkpoint was refused by weights-only loading: it '
+            'holds objects other than tensors and the plain types MMEngine '
+            'saves, which could run code when unpickled. Use a checkpoint '
+            'from a source you trust, or convert it. torch said: '
+            f'{str(e).splitlines()[0]}')

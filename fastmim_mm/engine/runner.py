@@ -20,7 +20,6 @@ _FILE_ONLY = ('Config:\n', 'paramwise_options -- ',
               '\n' + '-' * 60 + '\nSystem environment:',
               'Hooks will be executed in the following order:')
 
-
 _MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
                            'param_scheduler', 'checkpoint')
 
@@ -115,7 +114,8 @@ class FastMIMRunner(Runner):
                 print_log(
                     'No CUDA device: SyncBN layers are replaced by BN, each '
                     'process normalising over its own batch.',
-                    logger='current', level=logging.WARNING)
+                    logger='current',
+                    level=logging.WARNING)
             model = revert_sync_batchnorm(model)
             if self.cfg.get('sync_bn'):
                 self.cfg.sync_bn = None
@@ -144,9 +144,9 @@ class FastMIMRunner(Runner):
         backbone = getattr(model, 'backbone', None)
         if backbone is not None:
             parts[0] += f' ({type(backbone).__name__} backbone)'
-        parts.append(f'{_millions(total)} parameters'
-                     + (f' ({_millions(trainable)} trainable)'
-                        if trainable != total else ''))
+        parts.append(f'{_millions(total)} parameters' +
+                     (f' ({_millions(trainable)} trainable)' if trainable !=
+                      total else ''))
         size = getattr(model, 'input_size', None)
         if size is not None:
             h, w = (size, size) if isinstance(size, int) else size

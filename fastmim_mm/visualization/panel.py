@@ -35,7 +35,8 @@ def _glyphs(nbins: int, size: int) -> np.ndarray:
     return glyphs
 
 
-def hog_to_image(hog: np.ndarray, nbins: int = 9,
+def hog_to_image(hog: np.ndarray,
+                 nbins: int = 9,
                  cell_px: int = 12) -> np.ndarray:
     """Draw a HOG map as oriented strokes per cell.
 
@@ -97,7 +98,6 @@ def _frame_blocks(tile: Image.Image, mask: np.ndarray) -> None:
     bh, bw = tile.height / h, tile.width / w
     draw = ImageDraw.Draw(tile)
     for i, j in zip(*np.nonzero(mask)):
-        draw.rectangle(
-            (round(j * bw), round(i * bh), round((j + 1) * bw) - 1,
-             round((i + 1) * bh) - 1),
-            outline=MASK_COLOUR)
+        draw.rectangle((round(j * bw), round(i * bh), round(
+            (j + 1) * bw) - 1, round((i + 1) * bh) - 1),
+                       outline=MASK_COLOUR)

@@ -15,7 +15,6 @@ from mmpretrain.models.utils import \
 
 from fastmim_mm.compat import (FIXES, apply_compat_fixes, mmcv_ops,
                                scipy_interp2d, torch_load)
-
 from ..conftest import DEMO_CONFIG, ROOT
 
 
@@ -32,19 +31,21 @@ def test_applied_once_where_needed():
 def test_config_custom_imports_apply_the_fixes():
     """A fresh process that only loads a config (its custom_imports import
     fastmim_mm) has every fix in place."""
-    code = (
-        'import sys, torch\n'
-        'from mmengine.config import Config\n'
-        'from mmengine.logging import HistoryBuffer\n'
-        f'Config.fromfile({str(DEMO_CONFIG)!r})\n'
-        'from mmpretrain.models.backbones import swin_transformer as s\n'
-        'from fastmim_mm.compat import scipy_interp2d as f\n'
-        'print(HistoryBuffer in torch.serialization.get_safe_globals(),\n'
-        '      s.resize_relative_position_bias_table is\n'
-        '      f.resize_relative_position_bias_table,\n'
-        "      type(sys.modules['mmcv.ops.nms'].ext_module).__name__)\n")
-    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    code = ('import sys, torch\n'
+            'from mmengine.config import Config\n'
+            'from mmengine.logging import HistoryBuffer\n'
+            f'Config.fromfile({str(DEMO_CONFIG)!r})\n'
+            'from mmpretrain.models.backbones import swin_transformer as s\n'
+            'from fastmim_mm.compat import scipy_interp2d as f\n'
+            'print(HistoryBuffer in torch.serialization.get_safe_globals(),\n'
+            '      s.resize_relative_position_bias_table is\n'
+            '      f.resize_relative_position_bias_table,\n'
+            "      type(sys.modules['mmcv.ops.nms'].ext_module).__name__)\n")
+    result = subprocess.run([sys.executable, '-c', code],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ['True', 'True', 'TorchvisionKernels']
 
@@ -82,8 +83,9 @@ def test_mmpretrain_table_resize_needs_the_fix():
         mmpretrain_resize(7, 13, table, 2)
     assert swin_transformer.resize_relative_position_bias_table is \
         scipy_interp2d.resize_relative_position_bias_table
-    assert scipy_interp2d.resize_relative_position_bias_table(
-        7, 13, table, 2).shape == (169, 2)
+    assert scipy_interp2d.resize_relative_position_bias_table(7, 13, table,
+                                                              2).shape == (169,
+                                                                           2)
 
 
 def test_mmcv_ops_without_kernels_need_the_routing():
@@ -108,8 +110,10 @@ def test_read_checkpoint_keeps_the_allow_list(tmp_path):
     torch's allow-list as it found it."""
     from fastmim_mm.engine import read_checkpoint
     path = tmp_path / 'ckpt.pth'
-    torch.save(dict(message_hub=MessageHub.get_instance('keep').state_dict(),
-                    meta=dict(iter=np.int64(2))), path)
+    torch.save(
+        dict(
+            message_hub=MessageHub.get_instance('keep').state_dict(),
+            meta=dict(iter=np.int64(2))), path)
     before = set(torch.serialization.get_safe_globals())
     assert read_checkpoint(str(path))['meta']['iter'] == 2
     assert set(torch.serialization.get_safe_globals()) == before

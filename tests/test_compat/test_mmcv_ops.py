@@ -3,8 +3,8 @@ tensors get when mmcv was built without CUDA ops) compute what mmcv's own
 kernels compute. Routing 'cpu' here compares both on this machine."""
 import copy
 import sys
-from contextlib import contextmanager
 from collections import Counter
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -55,8 +55,7 @@ def _boxes(n, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     xy = torch.rand(n, 2, generator=g, dtype=dtype) * 200
     wh = torch.rand(n, 2, generator=g, dtype=dtype) * 60 + 0.5
-    return torch.cat([xy, xy + wh], 1), torch.rand(
-        n, generator=g, dtype=dtype)
+    return torch.cat([xy, xy + wh], 1), torch.rand(n, generator=g, dtype=dtype)
 
 
 def _roi_align_both(feats, rois, **kwargs):
@@ -85,19 +84,23 @@ def test_default_routes_cuda_only_without_mmcv_cuda_kernels():
 @pytest.mark.parametrize('aligned', [True, False])
 @pytest.mark.parametrize('sampling_ratio', [0, 2])
 @pytest.mark.parametrize('spatial_scale', [1.0, 0.25])
-def test_roi_align_equals_mmcv_float64(aligned, sampling_ratio,
-                                       spatial_scale):
+def test_roi_align_equals_mmcv_float64(aligned, sampling_ratio, spatial_scale):
     g = torch.Generator().manual_seed(1)
     feats = torch.randn(2, 3, 40, 50, generator=g, dtype=torch.float64)
     boxes, _ = _boxes(60)
     # Boxes partly outside the map and degenerate ones included.
     boxes[:5] -= 30
     boxes[5:8, 2:] = boxes[5:8, :2]
-    rois = torch.cat([torch.randint(0, 2, (60, 1), generator=g).double(),
-                      boxes], 1)
+    rois = torch.cat(
+        [torch.randint(0, 2, (60, 1), generator=g).double(), boxes], 1)
     (out_m, grad_m), (out_t, grad_t) = _roi_align_both(
-        feats, rois, output_size=(7, 5), spatial_scale=spatial_scale,
-        sampling_ratio=sampling_ratio, pool_mode='avg', aligned=aligned)
+        feats,
+        rois,
+        output_size=(7, 5),
+        spatial_scale=spatial_scale,
+        sampling_ratio=sampling_ratio,
+        pool_mode='avg',
+        aligned=aligned)
     assert out_m.abs().sum() > 0 and grad_m.abs().sum() > 0
     torch.testing.assert_close(out_t, out_m, rtol=0, atol=1e-12)
     torch.testing.assert_close(grad_t, grad_m, rtol=0, atol=1e-12)
@@ -137,7 +140,8 @@ def test_nms_equals_mmcv(offset):
     for devices in ((), ('cpu', )):
         with routed(devices):
             dets, keep = nms(boxes, scores, 0.5, offset=offset)
-            _, bkeep = batched_nms(boxes, scores, torch.arange(500) % 3,
+            _, bkeep = batched_nms(boxes, scores,
+                                   torch.arange(500) % 3,
                                    dict(iou_threshold=0.3, offset=offset))
         results.append((dets, keep, bkeep))
     (dets_m, keep_m, bkeep_m), (dets_t, keep_t, bkeep_t) = results
@@ -160,9 +164,8 @@ def test_offset_changes_the_result():
 def test_mask_targets_crop_and_resize():
     """mmdet's mask targets call mmcv's roi_align directly."""
     from mmdet.structures.mask import BitmapMasks
-    masks = BitmapMasks(
-        (np.random.RandomState(0).rand(3, 40, 50) > 0.5).astype(np.uint8),
-        40, 50)
+    masks = BitmapMasks((np.random.RandomState(0).rand(3, 40, 50)
+                         > 0.5).astype(np.uint8), 40, 50)
     boxes = np.array([[2, 3, 30, 20], [0, 0, 49, 39], [10.5, 5, 20, 33]],
                      np.float32)
     counter = TorchvisionOpCounter()
@@ -193,7 +196,9 @@ def test_mask_rcnn_step_through_routed_ops(tmp_path, _restore_scope):
     through mmcv's, and every nms / RoIAlign of it ran in torchvision."""
     from ..test_transfer.test_transfer import detection_config
     coco = make_coco_instances(
-        str(tmp_path / 'coco'), num_images=2, image_size=(128, 96),
+        str(tmp_path / 'coco'),
+        num_images=2,
+        image_size=(128, 96),
         num_classes=2)
     cfg = detection_config(tmp_path / 'work', coco, None)
     cfg.model.backbone.init_cfg = None
@@ -211,8 +216,10 @@ def test_mask_rcnn_step_through_routed_ops(tmp_path, _restore_scope):
             losses = model(**copy.deepcopy(data), mode='loss')
             loss, _ = model.parse_losses(losses)
             loss.backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters()
-                 if p.grad is not None}
+        grads = {
+            n: p.grad.clone()
+            for n, p in model.named_parameters() if p.grad is not None
+        }
         return losses, grads, counter.counts
 
     losses_m, grads_m, counts_m = step(())
@@ -232,5 +239,5 @@ def test_mask_rcnn_step_through_routed_ops(tmp_path, _restore_scope):
     for name in ('roi_head.mask_head.convs.0.conv.weight',
                  'roi_head.bbox_head.shared_fcs.0.weight',
                  'neck.lateral_convs.0.conv.weight'):
-        torch.testing.assert_close(grads_t[name], grads_m[name], rtol=1e-4,
-                                   atol=1e-6)
+        torch.testing.assert_close(
+            grads_t[name], grads_m[name], rtol=1e-4, atol=1e-6)

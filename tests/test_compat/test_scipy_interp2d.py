@@ -6,7 +6,6 @@ from mmpretrain.registry import MODELS
 
 from fastmim_mm.compat.scipy_interp2d import (
     _source_offsets, resize_relative_position_bias_table)
-
 from ..conftest import TINY_SWIN
 
 
@@ -23,8 +22,8 @@ def test_resize_interpolates_and_clamps_like_interp2d():
     assert out.shape == (169, 2)
     dst = np.clip(np.arange(-6, 7), src[0], src[-1])
     expected = torch.tensor([[a * x + b * y for x in dst] for y in dst])
-    torch.testing.assert_close(out[:, 0], expected.reshape(-1).float(),
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        out[:, 0], expected.reshape(-1).float(), atol=1e-4, rtol=0)
     torch.testing.assert_close(out[:, 1], 2 * out[:, 0])
 
 

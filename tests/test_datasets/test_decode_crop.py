@@ -32,13 +32,15 @@ def save(img, path, **kwargs):
 def jpegs(tmp_path_factory):
     folder = tmp_path_factory.mktemp('decode_crop')
     return {
-        'baseline': save(photo(seed=1), folder / 'baseline.jpg'),
+        'baseline':
+        save(photo(seed=1), folder / 'baseline.jpg'),
         # odd sizes: the reduced images are ceil(size / f)
-        'odd': save(photo(501, 333, seed=2), folder / 'odd.jpg'),
-        'progressive': save(
-            photo(seed=3), folder / 'progressive.jpg', progressive=True),
-        'no_subsampling': save(
-            photo(seed=4), folder / 'no_subsampling.jpg', subsampling=0),
+        'odd':
+        save(photo(501, 333, seed=2), folder / 'odd.jpg'),
+        'progressive':
+        save(photo(seed=3), folder / 'progressive.jpg', progressive=True),
+        'no_subsampling':
+        save(photo(seed=4), folder / 'no_subsampling.jpg', subsampling=0),
     }
 
 
@@ -94,10 +96,12 @@ def box_stats(boxes, h, w):
     return area, log_ratio
 
 
-@pytest.mark.parametrize('h, w, kwargs', [
-    (375, 500, dict(crop_ratio_range=(0.2, 1.0))),
-    (100, 1000, {}),  # elongated: most draws fall back to a central crop
-])
+@pytest.mark.parametrize(
+    'h, w, kwargs',
+    [
+        (375, 500, dict(crop_ratio_range=(0.2, 1.0))),
+        (100, 1000, {}),  # elongated: most draws fall back to a central crop
+    ])
 def test_box_distribution_ks(h, w, kwargs):
     n = 20000
     np.random.seed(0)
@@ -230,8 +234,10 @@ def test_grayscale_jpeg_three_channels(tmp_path):
 
 
 def test_cmyk_jpeg_colours(tmp_path):
-    path = save(Image.new('CMYK', (300, 200), (0, 255, 255, 0)),
-                tmp_path / 'red.jpg', quality=100)
+    path = save(
+        Image.new('CMYK', (300, 200), (0, 255, 255, 0)),
+        tmp_path / 'red.jpg',
+        quality=100)
     img = DecodeRandomResizedCrop(64)(dict(img_path=path))['img']
     assert img.shape == (64, 64, 3)
     assert np.abs(img.astype(int) - (0, 0, 255)).max() <= 3  # BGR red
@@ -315,9 +321,10 @@ def test_jpegs_take_the_reduced_decode(jpegs, tmp_path, monkeypatch):
     refuses."""
     for name, path in jpegs.items():
         with Image.open(path) as img:
-            assert jpeg_header(open(path, 'rb').read()) == (
-                img.size[1], img.size[0], 'YCbCr',
-                '444' if name == 'no_subsampling' else '420')
+            assert jpeg_header(open(
+                path,
+                'rb').read()) == (img.size[1], img.size[0], 'YCbCr',
+                                  '444' if name == 'no_subsampling' else '420')
     buf = io.BytesIO()
     Image.new('RGB', (4, 4)).save(buf, format='PNG')
     assert jpeg_header(buf.getvalue()) is None

@@ -21,7 +21,6 @@ from fastmim_mm.datasets.transforms import (DecodeRandomResizedCrop,
                                             DeviceDecodeRandomResizedCrop)
 from fastmim_mm.datasets.transforms.decode_crop import jpeg_header
 from fastmim_mm.datasets.transforms.device_decode import nvjpeg_decodable
-
 from ..conftest import CONFIG_DIR, runner_config
 
 GPU_DECODE = CONFIG_DIR / 'fastmim' / (
@@ -33,8 +32,8 @@ def files(tmp_path_factory):
     """JPEGs of several sizes and kinds, one grey JPEG and one PNG."""
     folder = tmp_path_factory.mktemp('device_decode')
     paths = []
-    for i, (w, h) in enumerate([(500, 375), (375, 500), (333, 251),
-                                (640, 480), (160, 120)]):
+    for i, (w, h) in enumerate([(500, 375), (375, 500), (333, 251), (640, 480),
+                                (160, 120)]):
         path = folder / f'{i}.jpg'
         photo_like_image(i, w, h, 4.0).save(
             path, quality=90, progressive=(i == 1))
@@ -47,8 +46,8 @@ def files(tmp_path_factory):
 
 
 def pipelines(scale=96):
-    crop = dict(scale=scale, crop_ratio_range=(0.2, 1.0),
-                interpolation='bicubic')
+    crop = dict(
+        scale=scale, crop_ratio_range=(0.2, 1.0), interpolation='bicubic')
     cpu = Compose([
         dict(type='DecodeRandomResizedCrop', **crop),
         dict(type='RandomFlip', prob=0.5),
@@ -100,7 +99,7 @@ def test_same_boxes_flips_and_images_as_cpu_path(files):
             assert tuple(gs.img_shape) == (96, 96)
             value = psnr(image, w['inputs'].float())
             assert value >= (60 if path.endswith('.png') else 30), (path,
-                                                                     value)
+                                                                    value)
 
 
 def test_boxes_are_decode_random_resized_crops(files):
@@ -159,19 +158,29 @@ def jpeg_kinds():
         'comment': with_comment(plain, b'any text'),
     }
     bad = {
-        '12-bit': with_frame(plain, precision=12),
-        'lossless': with_frame(plain, marker=0xC3),
-        'arithmetic': with_frame(plain, marker=0xC9),
+        '12-bit':
+        with_frame(plain, precision=12),
+        'lossless':
+        with_frame(plain, marker=0xC3),
+        'arithmetic':
+        with_frame(plain, marker=0xC9),
         # the frame is found by walking the segments, not by searching
-        'arithmetic, SOF0 bytes in a comment': with_comment(
-            with_frame(plain, marker=0xC9), fake_sof0),
-        'CMYK': encode(img.convert('CMYK')),
-        'RGB colour space': encode(img, keep_rgb=True),
-        'truncated': plain[:len(plain) // 2],
-        'end-of-image marker cut off': plain[:-2],
-        'junk after the end': plain + b'appended by some camera',
-        'cut in the header': plain[:100],
-        'not a JPEG': b'not pixels',
+        'arithmetic, SOF0 bytes in a comment':
+        with_comment(with_frame(plain, marker=0xC9), fake_sof0),
+        'CMYK':
+        encode(img.convert('CMYK')),
+        'RGB colour space':
+        encode(img, keep_rgb=True),
+        'truncated':
+        plain[:len(plain) // 2],
+        'end-of-image marker cut off':
+        plain[:-2],
+        'junk after the end':
+        plain + b'appended by some camera',
+        'cut in the header':
+        plain[:100],
+        'not a JPEG':
+        b'not pixels',
     }
     return good, bad
 
@@ -208,8 +217,8 @@ def test_refused_files_are_cropped_by_the_worker(tmp_path):
         got = device(dict(img_path=str(path)))
         assert got['crop_box'] is None, name
         assert got['flip'] == want['data_samples'].flip
-        assert np.array_equal(got['img'],
-                              want['inputs'].permute(1, 2, 0).numpy())
+        assert np.array_equal(got['img'], want['inputs'].permute(1, 2,
+                                                                 0).numpy())
         cropped += 1
     # CMYK, RGB colour space and junk after the end at least (PIL also
     # decodes the relabelled arithmetic-coded ones, into noise).
@@ -225,15 +234,16 @@ def test_normalised_batch_and_sizes_follow_scale(files):
     assert -3 < out['inputs'].mean() < 3
     assert len(out['data_samples']) == 7
     # A stacked batch (default_collate) passes through unchanged in size.
-    stacked = dict(inputs=torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
-                   data_samples=out['data_samples'][:2])
+    stacked = dict(
+        inputs=torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
+        data_samples=out['data_samples'][:2])
     assert preprocessor(stacked)['inputs'].shape == (2, 3, 32, 32)
 
 
 def test_bad_interpolation_is_one_clear_error():
     with pytest.raises(ValueError, match='interpolation'):
-        MODELS.build(dict(type='DeviceDecodeDataPreprocessor',
-                          interpolation='lanczos'))
+        MODELS.build(
+            dict(type='DeviceDecodeDataPreprocessor', interpolation='lanczos'))
 
 
 def test_trains_and_follows_progressive_resolution(image_folder, tmp_path):
@@ -247,8 +257,9 @@ def test_trains_and_follows_progressive_resolution(image_folder, tmp_path):
     pipeline[0].scale = 32
     cfg.train_dataloader.dataset.pipeline = pipeline
     cfg.custom_hooks = [
-        dict(type='ProgressiveResolutionHook',
-             phases=[(0, 32, 4, 1), (1, 64, 8, 1)])
+        dict(
+            type='ProgressiveResolutionHook',
+            phases=[(0, 32, 4, 1), (1, 64, 8, 1)])
     ]
     cfg.auto_scale_lr = dict()
     runner = Runner.from_cfg(cfg)
@@ -266,6 +277,7 @@ def test_trains_and_follows_progressive_resolution(image_folder, tmp_path):
     # 16 images: 4 batches of 4 at 32 px, then 2 of 8 at 64 px.
     assert shapes == [(4, 3, 32, 32)] * 4 + [(8, 3, 64, 64)] * 2
     log = (tmp_path / runner.timestamp / 'vis_data' / 'scalars.json')
-    losses = [json.loads(line)['loss']
-              for line in log.read_text().splitlines()]
+    losses = [
+        json.loads(line)['loss'] for line in log.read_text().splitlines()
+    ]
     assert len(losses) == 6 and all(math.isfinite(v) for v in losses)

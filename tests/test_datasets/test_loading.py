@@ -11,8 +11,12 @@ from fastmim_mm.datasets import BrokenImageError, SafeLoadImageFromFile
 from fastmim_mm.datasets.transforms import loading
 
 PIPELINE = [
-    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.2, 1.0),
-         backend='pillow', interpolation='bicubic'),
+    dict(
+        type='RandomResizedCrop',
+        scale=64,
+        crop_ratio_range=(0.2, 1.0),
+        backend='pillow',
+        interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackInputs'),
 ]
@@ -53,8 +57,7 @@ def write_broken(folder):
     noise = np.random.RandomState(0).randint(0, 255, (64, 64, 3), np.uint8)
     full = _jpeg_bytes(Image.fromarray(noise))
     (folder / 'truncated.jpg').write_bytes(full[:len(full) // 2])
-    (folder / 'corrupt.jpg').write_bytes(
-        full[:20] + bytes(range(256)) * 8)
+    (folder / 'corrupt.jpg').write_bytes(full[:20] + bytes(range(256)) * 8)
     (folder / 'notes.jpg').write_text('these are not pixels\n')
     return ['empty.jpg', 'truncated.jpg', 'corrupt.jpg', 'notes.jpg']
 
@@ -73,8 +76,8 @@ def test_unusual_images_load_as_rgb(tmp_path):
         assert tuple(packed['inputs'].shape) == (3, 64, 64), name
 
 
-@pytest.mark.parametrize('name', ['empty.jpg', 'truncated.jpg', 'corrupt.jpg',
-                                  'notes.jpg'])
+@pytest.mark.parametrize(
+    'name', ['empty.jpg', 'truncated.jpg', 'corrupt.jpg', 'notes.jpg'])
 def test_broken_images_raise_naming_the_file(tmp_path, name):
     write_broken(tmp_path)
     with pytest.raises(BrokenImageError, match=name) as error:
@@ -112,7 +115,8 @@ def test_opt_in_skipping_draws_other_samples(tmp_path, monkeypatch):
     assert not any('skip_broken' in m for m in logged)
 
     strict = CustomDataset(
-        data_root=str(tmp_path), ann_file='ann.txt',
+        data_root=str(tmp_path),
+        ann_file='ann.txt',
         pipeline=[dict(type='SafeLoadImageFromFile')] + PIPELINE)
     with pytest.raises(BrokenImageError, match='empty.jpg'):
         strict[names.index('empty.jpg')]

@@ -13,22 +13,24 @@ from scipy.stats import ks_2samp
 
 from fastmim_mm.datasets import PerSampleSeedSampler
 from fastmim_mm.datasets.samplers import SeededIndex, seed_global_streams
-
 from ..conftest import runner_config
 
 
 def _epochs(cfg, num_workers, epochs=2):
     """Every batch of ``epochs`` epochs: (sample indices, images)."""
     loader = Runner.build_dataloader(
-        dict(cfg.train_dataloader, num_workers=num_workers,
-             persistent_workers=num_workers > 0), seed=3)
+        dict(
+            cfg.train_dataloader,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0),
+        seed=3)
     loader.generator = torch.Generator()  # base seeds off the global stream
     batches = []
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
         for batch in loader:
-            batches.append(([s.sample_idx for s in batch['data_samples']],
-                            batch['inputs']))
+            batches.append(([s.sample_idx
+                             for s in batch['data_samples']], batch['inputs']))
     return batches
 
 
@@ -76,8 +78,7 @@ def test_order_of_default_sampler_and_seeds_travel(image_folder, tmp_path):
     PerSampleSeedSampler(dataset, seed=5)
     first = dataset[SeededIndex(indices[0], 5, 2)]['inputs']
     np.random.seed(0)
-    assert torch.equal(dataset[SeededIndex(indices[0], 5, 2)]['inputs'],
-                       first)
+    assert torch.equal(dataset[SeededIndex(indices[0], 5, 2)]['inputs'], first)
 
     # Through MMEngine's num_batch_per_epoch slice, which forwards the
     # pipeline: a sample's crop is still that of its (seed, epoch, index).
@@ -88,8 +89,10 @@ def test_order_of_default_sampler_and_seeds_travel(image_folder, tmp_path):
         expected = dataset[SeededIndex(sample.sample_idx, 3, 0)]['inputs']
         assert torch.equal(image, expected)
 
-    with pytest.raises(TypeError, match='PerSampleSeedSampler needs a '
-                       'dataset with a pipeline, got ConcatDataset'):
+    with pytest.raises(
+            TypeError,
+            match='PerSampleSeedSampler needs a '
+            'dataset with a pipeline, got ConcatDataset'):
         PerSampleSeedSampler(ConcatDataset([dataset, dataset]))
 
 
@@ -114,6 +117,6 @@ def test_box_distribution_of_random_resized_crop(h, w):
             seeded.append(crop.rand_crop_params(image))
     np.random.seed(1)
     sequential = [crop.rand_crop_params(image) for _ in range(n)]
-    for ours, theirs in zip(_box_stats(seeded, h, w),
-                            _box_stats(sequential, h, w)):
+    for ours, theirs in zip(
+            _box_stats(seeded, h, w), _box_stats(sequential, h, w)):
         assert ks_2samp(ours, theirs).pvalue > 0.01

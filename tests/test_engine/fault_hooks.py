@@ -1,6 +1,7 @@
-"""Hooks that build faults into a run: a NaN, an interruption. Importable by the processes a test
-starts (``custom_imports=['tests.test_engine.fault_hooks']`` with the
-repository root on PYTHONPATH)."""
+"""Hooks that build faults into a run: a NaN, an interruption. Importable
+by the processes a test starts
+(``custom_imports=['tests.test_engine.fault_hooks']`` with the repository
+root on PYTHONPATH)."""
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
@@ -17,8 +18,7 @@ class PoisonHook(Hook):
         self.rank = rank
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if runner.iter != self.at_iter or self.rank not in (None,
-                                                             get_rank()):
+        if runner.iter != self.at_iter or self.rank not in (None, get_rank()):
             return
         model = getattr(runner.model, 'module', runner.model)
         with torch.no_grad():

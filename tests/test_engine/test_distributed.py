@@ -13,9 +13,13 @@ from ..conftest import ROOT, free_port, run_train_py, runner_config
 
 def _config(tmp_path, image_folder, name, batch_size):
     cfg = runner_config(
-        tmp_path / name, image_folder, batch_size=batch_size, max_epochs=2,
+        tmp_path / name,
+        image_folder,
+        batch_size=batch_size,
+        max_epochs=2,
         input_size=64,
-        randomness=dict(seed=0, diff_rank_seed=False), custom_hooks=[])
+        randomness=dict(seed=0, diff_rank_seed=False),
+        custom_hooks=[])
     # A process draws the masks of its own samples, so per-rank masks can
     # never equal one process's draw for the whole batch. Masking every
     # block makes the masks identical in both set-ups, and a fixed resize
@@ -35,19 +39,26 @@ def _config(tmp_path, image_folder, name, batch_size):
 def _dist_train(config, *args):
     """tools/dist_train.sh CONFIG 2 in CPU processes."""
     env = dict(
-        os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1',
+        os.environ,
+        PORT=str(free_port()),
+        OMP_NUM_THREADS='1',
         PATH=f'{os.path.dirname(sys.executable)}:{os.environ["PATH"]}')
     return subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'dist_train.sh'), config, '2', *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        ['bash',
+         str(ROOT / 'tools' / 'dist_train.sh'), config, '2', *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300)
 
 
 def test_two_cpu_processes_match_one(image_folder, tmp_path):
     two = _config(tmp_path, image_folder, 'two', batch_size=4)
     result = _dist_train(two)
     assert result.returncode == 0, result.stderr[-3000:]
-    ckpts = sorted(f for f in os.listdir(tmp_path / 'two')
-                   if f.endswith('.pth'))
+    ckpts = sorted(
+        f for f in os.listdir(tmp_path / 'two') if f.endswith('.pth'))
     assert ckpts == ['epoch_1.pth', 'epoch_2.pth']  # saved once, by rank 0
 
     one = _config(tmp_path, image_folder, 'one', batch_size=8)
@@ -90,7 +101,9 @@ def test_session_end_joins_gloo_threads(tmp_path):
 
     before = _threads()
     torch.distributed.init_process_group(
-        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+        'gloo',
+        init_method=f'file://{tmp_path / "store"}',
+        rank=0,
         world_size=1)
     with distributed_session():
         runner = type('Runner', (), {})()
@@ -109,7 +122,11 @@ def test_nan_in_one_process_stops_all_before_saving(image_folder, tmp_path):
     0's weights, so rank 0 must not save them although its loss is finite,
     and neither process may wait for the other."""
     cfg = runner_config(
-        tmp_path, image_folder, batch_size=4, max_epochs=2, input_size=64,
+        tmp_path,
+        image_folder,
+        batch_size=4,
+        max_epochs=2,
+        input_size=64,
         custom_hooks=[dict(type='PoisonHook', at_iter=1, rank=1)])
     cfg.custom_imports.imports.append('tests.test_engine.fault_hooks')
     path = str(tmp_path / 'nan.py')
@@ -126,9 +143,13 @@ def test_two_processes_resume_exactly(image_folder, tmp_path):
     """Each process draws its own masks and crops (diff_rank_seed); a run
     interrupted after epoch 1 and resumed must end with the weights of an
     uninterrupted one, so every process's streams must come back."""
+
     def config(name, *hooks):
         cfg = runner_config(
-            tmp_path / name, image_folder, batch_size=4, max_epochs=3,
+            tmp_path / name,
+            image_folder,
+            batch_size=4,
+            max_epochs=3,
             randomness=dict(seed=3, diff_rank_seed=True, deterministic=True),
             custom_hooks=list(hooks))
         cfg.custom_imports.imports.append('tests.test_engine.fault_hooks')
@@ -142,8 +163,8 @@ def test_two_processes_resume_exactly(image_folder, tmp_path):
     result = _dist_train(cut)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / 'cut' / 'epoch_2.pth').exists()
-    states = torch.load(tmp_path / 'cut' / 'epoch_1.pth')['meta'][
-        'random_state']
+    states = torch.load(tmp_path / 'cut' /
+                        'epoch_1.pth')['meta']['random_state']
     assert len(states) == 2
     assert not torch.equal(states[0]['torch'], states[1]['torch'])
     result = _dist_train(config('cut'), '--resume')

@@ -4,7 +4,6 @@ import pytest
 from mmengine.runner import Runner
 
 from fastmim_mm.engine import ProgressiveResolutionHook
-
 from ..conftest import runner_config
 from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers it)
 
@@ -59,10 +58,14 @@ def test_switches_crop_batch_accumulation_and_lr(image_folder, tmp_path,
 
 def test_refuses_iteration_based_schedule(image_folder, tmp_path):
     cfg = progressive_config(
-        tmp_path, image_folder,
+        tmp_path,
+        image_folder,
         param_scheduler=[
-            dict(type='CosineAnnealingLR', T_max=3, by_epoch=True,
-                 convert_to_iter_based=True)
+            dict(
+                type='CosineAnnealingLR',
+                T_max=3,
+                by_epoch=True,
+                convert_to_iter_based=True)
         ])
     with pytest.raises(ValueError, match='convert_to_iter_based=False'):
         Runner.from_cfg(cfg).train()

@@ -6,13 +6,12 @@ from PIL import Image
 
 from fastmim_mm.engine import FastMIMRunner
 from fastmim_mm.engine.arguments import merge_cfg_options
-
 from ..conftest import runner_config
 
 
 def _runner(tmp_path, image_folder, name, hooks):
-    cfg = runner_config(tmp_path / name, image_folder, max_epochs=2,
-                        randomness=dict(seed=5))
+    cfg = runner_config(
+        tmp_path / name, image_folder, max_epochs=2, randomness=dict(seed=5))
     cfg.custom_hooks += hooks
     return Runner.from_cfg(cfg)
 
@@ -38,11 +37,9 @@ def test_panels_leave_training_streams_alone(image_folder, tmp_path, records,
     assert _losses(records) == plain  # same masks, crops and losses
 
     panels = sorted((tmp_path / 'hooked' / 'reconstructions').iterdir())
-    assert [p.name for p in panels] == [
-        'reconstruction_epoch_1.png', 'reconstruction_epoch_2.png'
-    ]
-    first, second = (np.asarray(Image.open(p).convert('RGB'))
-                     for p in panels)
+    assert [p.name for p in panels
+            ] == ['reconstruction_epoch_1.png', 'reconstruction_epoch_2.png']
+    first, second = (np.asarray(Image.open(p).convert('RGB')) for p in panels)
     # Same images and mask each epoch; the predictions have trained on.
     assert first.shape == second.shape
     assert not np.array_equal(first, second)
@@ -56,8 +53,7 @@ def test_panels_switch_off_from_the_command_line(image_folder, tmp_path):
     """`--cfg-options default_hooks.reconstruction=None` (MMEngine's own
     Runner accepts None only for its six default hooks)."""
     cfg = runner_config(tmp_path, image_folder)
-    cfg.default_hooks.reconstruction = dict(
-        type='FastMIMReconstructionHook')
+    cfg.default_hooks.reconstruction = dict(type='FastMIMReconstructionHook')
     hooks = [type(h).__name__ for h in FastMIMRunner.from_cfg(cfg).hooks]
     assert 'FastMIMReconstructionHook' in hooks
     merge_cfg_options(cfg, {'default_hooks.reconstruction': None})

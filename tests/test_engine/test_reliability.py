@@ -14,10 +14,8 @@ import torch
 from mmengine.runner import Runner
 
 from fastmim_mm.engine import AtomicLocalBackend, CheckpointFileError
-
 from ..conftest import ROOT, TRAIN_PY, run_train_py, runner_config
 from .fault_hooks import PoisonHook  # noqa: F401  (registers it)
-
 
 
 def _train(*args):
@@ -43,12 +41,14 @@ def _losses(work_dir):
 
 def _exact_config(tmp_path, image_folder, name):
     cfg = runner_config(
-        tmp_path / name, image_folder, max_epochs=4,
+        tmp_path / name,
+        image_folder,
+        max_epochs=4,
         randomness=dict(seed=3, deterministic=True),
         log_processor=dict(window_size=1),
         param_scheduler=[
-            dict(type='CosineAnnealingLR', T_max=4, by_epoch=True,
-                 eta_min=1e-5)
+            dict(
+                type='CosineAnnealingLR', T_max=4, by_epoch=True, eta_min=1e-5)
         ])
     cfg.optim_wrapper.optimizer.lr = 0.05  # per 256 images
     cfg.auto_scale_lr = dict()
@@ -56,8 +56,9 @@ def _exact_config(tmp_path, image_folder, name):
     cfg.train_dataloader.num_workers = 2
     cfg.train_dataloader.persistent_workers = True
     cfg.custom_hooks = [
-        dict(type='ProgressiveResolutionHook',
-             phases=[(0, 32, 4, 1), (2, 64, 8, 2)])
+        dict(
+            type='ProgressiveResolutionHook',
+            phases=[(0, 32, 4, 1), (2, 64, 8, 2)])
     ]
     path = str(tmp_path / f'{name}.py')
     cfg.dump(path)
@@ -71,9 +72,11 @@ def test_killed_run_resumes_exactly(image_folder, tmp_path):
     assert sorted(full) == list(range(1, 13))  # 4 + 4 + 2 + 2 iterations
 
     cut_cfg = _exact_config(tmp_path, image_folder, 'cut')
-    proc = subprocess.Popen([sys.executable, str(TRAIN_PY), cut_cfg], cwd=ROOT,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), cut_cfg],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     ckpt = tmp_path / 'cut' / 'epoch_1.pth'  # inside phase 0
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None:
@@ -114,24 +117,25 @@ def test_save_cut_short_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 def test_killed_save_leaves_no_partial_file(tmp_path):
     """A process killed while writing a large checkpoint."""
-    script = (
-        'import sys, time, os\n'
-        'from fastmim_mm.engine import AtomicLocalBackend\n'
-        'real_open = os.fdopen\n'
-        'def slow_fdopen(*a, **k):\n'
-        '    f = real_open(*a, **k)\n'
-        '    w = f.write\n'
-        '    def write(data):\n'
-        '        w(data[:len(data) // 2]); f.flush()\n'
-        '        print("half", flush=True); time.sleep(60)\n'
-        '    f.write = write\n'
-        '    return f\n'
-        'os.fdopen = slow_fdopen\n'
-        'AtomicLocalBackend().put(b"x" * 10_000_000, sys.argv[1])\n')
+    script = ('import sys, time, os\n'
+              'from fastmim_mm.engine import AtomicLocalBackend\n'
+              'real_open = os.fdopen\n'
+              'def slow_fdopen(*a, **k):\n'
+              '    f = real_open(*a, **k)\n'
+              '    w = f.write\n'
+              '    def write(data):\n'
+              '        w(data[:len(data) // 2]); f.flush()\n'
+              '        print("half", flush=True); time.sleep(60)\n'
+              '    f.write = write\n'
+              '    return f\n'
+              'os.fdopen = slow_fdopen\n'
+              'AtomicLocalBackend().put(b"x" * 10_000_000, sys.argv[1])\n')
     target = tmp_path / 'ckpt.pth'
     target.write_bytes(b'previous complete checkpoint')
-    proc = subprocess.Popen([sys.executable, '-c', script, str(target)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, '-c', script,
+                             str(target)],
+                            stdout=subprocess.PIPE,
+                            text=True)
     assert proc.stdout.readline().strip() == 'half'
     proc.kill()
     proc.wait()
@@ -158,7 +162,7 @@ def test_non_finite_loss_stops_without_checkpoint(image_folder, tmp_path):
 class _RunsCode:
 
     def __reduce__(self):
-        return (os.system, ('echo pwned > /dev/null',))
+        return (os.system, ('echo pwned > /dev/null', ))
 
 
 def test_crafted_checkpoint_is_refused(image_folder, tmp_path):

@@ -8,15 +8,20 @@ from ..conftest import runner_config
 from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers it)
 
 
-def test_resume_restores_iteration_lr_and_optimizer(train_module,
-                                                    image_folder, tmp_path,
-                                                    records):
+def test_resume_restores_iteration_lr_and_optimizer(train_module, image_folder,
+                                                    tmp_path, records):
     train_main = train_module.main
     cfg = runner_config(
-        tmp_path, image_folder, max_epochs=3,
+        tmp_path,
+        image_folder,
+        max_epochs=3,
         param_scheduler=[
-            dict(type='CosineAnnealingLR', T_max=3, by_epoch=True,
-                 convert_to_iter_based=True, eta_min=1e-5)
+            dict(
+                type='CosineAnnealingLR',
+                T_max=3,
+                by_epoch=True,
+                convert_to_iter_based=True,
+                eta_min=1e-5)
         ])
     cfg.custom_hooks.append(dict(type='StopAfterEpochHook', stop_epoch=1))
     cfg_path = osp.join(tmp_path, 'cfg.py')

@@ -9,8 +9,8 @@ from mmengine.runner import Runner
 from ..conftest import TINY_RESNET, TINY_SWIN, TINY_VIT, runner_config
 
 
-@pytest.mark.parametrize('model', [TINY_VIT, TINY_SWIN, TINY_RESNET],
-                         ids=['vit', 'swin', 'resnet'])
+@pytest.mark.parametrize(
+    'model', [TINY_VIT, TINY_SWIN, TINY_RESNET], ids=['vit', 'swin', 'resnet'])
 def test_backbone_trains_through_runner(model, image_folder, tmp_path,
                                         records):
     cfg = runner_config(tmp_path, image_folder, model=model, max_epochs=1)

@@ -20,7 +20,9 @@ def test_truncated_checkpoint_loads_into_full_depth_vit(tmp_path):
         dict(
             type='VisionTransformer',
             arch=dict(
-                embed_dims=64, num_layers=4, num_heads=2,
+                embed_dims=64,
+                num_layers=4,
+                num_heads=2,
                 feedforward_channels=128),
             img_size=64,
             patch_size=16,

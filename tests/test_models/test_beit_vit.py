@@ -9,7 +9,6 @@ from mmengine.logging import MMLogger
 from mmpretrain.models import VisionTransformer
 
 from fastmim_mm.models import FastMIMBEiTViT
-
 from ..conftest import load_tool
 
 ARCH = dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)
@@ -65,7 +64,10 @@ def test_loaded_backbone_computes_the_vit(vit_checkpoint, bias):
     vit, state, path = vit_checkpoint
     beit, lines = _load(path, bias)
     vit_out = VisionTransformer(
-        arch=ARCH, img_size=64, out_indices=[0, 1, 2], out_type='featmap',
+        arch=ARCH,
+        img_size=64,
+        out_indices=[0, 1, 2],
+        out_type='featmap',
         final_norm=False)
     vit_out.load_state_dict(vit.state_dict(), strict=False)
     vit_out.eval()
@@ -85,8 +87,10 @@ def test_loaded_backbone_computes_the_vit(vit_checkpoint, bias):
         assert k_bias.abs().max() > 0.5
         with torch.no_grad():
             torch.testing.assert_close(
-                beit.layers[i].attn(tokens), vit.layers[i].attn(tokens),
-                rtol=1e-5, atol=1e-5)
+                beit.layers[i].attn(tokens),
+                vit.layers[i].attn(tokens),
+                rtol=1e-5,
+                atol=1e-5)
 
     # Every encoder tensor of the checkpoint is in the model as it was.
     own = beit.state_dict()
@@ -158,8 +162,14 @@ def test_converted_official_checkpoint_computes_the_official_vit(tmp_path):
     last block gives timm's block output."""
     timm_vit = pytest.importorskip('timm.models.vision_transformer')
     ref = timm_vit.VisionTransformer(
-        img_size=64, patch_size=16, embed_dim=32, depth=3, num_heads=2,
-        mlp_ratio=2., num_classes=10, global_pool='avg')
+        img_size=64,
+        patch_size=16,
+        embed_dim=32,
+        depth=3,
+        num_heads=2,
+        mlp_ratio=2.,
+        num_classes=10,
+        global_pool='avg')
     with torch.no_grad():
         for param in ref.parameters():
             param.normal_(0, 0.5)
@@ -175,6 +185,5 @@ def test_converted_official_checkpoint_computes_the_official_vit(tmp_path):
     with torch.no_grad():
         tokens = ref.forward_features(x)[:, 1:]  # no final norm with 'avg'
         expected = tokens.transpose(1, 2).reshape(2, 32, 4, 4)
-        torch.testing.assert_close(
-            beit(x)[-1], expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(beit(x)[-1], expected, rtol=1e-5, atol=1e-5)
     assert sum('not in the checkpoint' in line for line in lines) == 1

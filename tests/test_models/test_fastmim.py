@@ -8,8 +8,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from fastmim_mm.models import FastMIM, blockify
-
-from ..conftest import FixedMask, TINY_RESNET, TINY_SWIN, TINY_VIT
+from ..conftest import TINY_RESNET, TINY_SWIN, TINY_VIT, FixedMask
 
 
 def build(cfg, **overrides):
@@ -93,8 +92,8 @@ def test_state_dict_holds_what_a_checkpoint_should():
     assert not model.backbone.pos_embed.requires_grad
 
 
-@pytest.mark.parametrize('cfg', [TINY_VIT, TINY_SWIN, TINY_RESNET],
-                         ids=['vit', 'swin', 'resnet'])
+@pytest.mark.parametrize(
+    'cfg', [TINY_VIT, TINY_SWIN, TINY_RESNET], ids=['vit', 'swin', 'resnet'])
 def test_reconstruct_gives_dense_maps(cfg):
     model = build(cfg).eval()
     inputs = torch.randn(2, 3, 64, 64)
@@ -106,9 +105,11 @@ def test_reconstruct_gives_dense_maps(cfg):
 
 def test_build_refuses_grid_mismatch():
     with pytest.raises(ValueError, match='mask_patch_size=32.*16 for ViT'):
-        build(TINY_VIT, **{
-            'mask_generator.mask_patch_size': 32,
-            'neck.out_channels': 432})
+        build(
+            TINY_VIT, **{
+                'mask_generator.mask_patch_size': 32,
+                'neck.out_channels': 432
+            })
 
 
 def test_build_refuses_wrong_decoder_output():
@@ -127,8 +128,10 @@ def test_build_refuses_window_that_does_not_tile():
         build(TINY_SWIN, input_size=96)
     # Window 4 does not tile the 6 x 6 map at 96 px either.
     with pytest.raises(ValueError, match='window size 4'):
-        build(TINY_SWIN, input_size=96,
-              **{'backbone.stage_cfgs.block_cfgs.window_size': 4})
+        build(
+            TINY_SWIN,
+            input_size=96,
+            **{'backbone.stage_cfgs.block_cfgs.window_size': 4})
 
 
 def test_window_check_leaves_no_hook_behind():
@@ -152,14 +155,19 @@ def test_plain_load_state_dict_refuses_another_architecture():
     assert '_load_from_state_dict' not in vars(FastMIM)
     state = build(TINY_VIT).state_dict()
     deeper = build(TINY_VIT, **{'backbone.arch.num_layers': 3})
-    with pytest.raises(ValueError, match=r'^the checkpoint does not fit.*'
-                       r'12 tensors are missing'):
+    with pytest.raises(
+            ValueError,
+            match=r'^the checkpoint does not fit.*'
+            r'12 tensors are missing'):
         deeper.load_state_dict(state)
     # A checkpoint saved in another model's state dict (prefix) is not
     # checked: the check is for whole FastMIM checkpoints only.
     outer = nn.ModuleDict(dict(inner=deeper))
-    result = outer.load_state_dict(
-        {f'inner.{k}': v for k, v in state.items()}, strict=False)
+    result = outer.load_state_dict({
+        f'inner.{k}': v
+        for k, v in state.items()
+    },
+                                   strict=False)
     assert len(result.missing_keys) == 12
 
 
@@ -174,12 +182,16 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     torch.testing.assert_close(same.state_dict(), model.state_dict())
 
     deeper = build(TINY_VIT, **{'backbone.arch.num_layers': 3})
-    with pytest.raises(ValueError, match=r'missing from the checkpoint '
-                       r'\(first: backbone.layers.2.ln1.weight\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'missing from the checkpoint '
+            r'\(first: backbone.layers.2.ln1.weight\)'):
         load_checkpoint(deeper, path, logger='silent')
     wider_decoder = build(TINY_VIT, **{'neck.embed_dims': 64})
-    with pytest.raises(ValueError, match=r'neck.embed.weight: checkpoint '
-                       r'\(32, 64\) vs model \(64, 64\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'neck.embed.weight: checkpoint '
+            r'\(32, 64\) vs model \(64, 64\)'):
         load_checkpoint(wider_decoder, path, logger='silent')
     # A different resolution only resizes the position embedding.
     larger = build(TINY_VIT, input_size=96, **{'backbone.img_size': 96})
@@ -187,10 +199,12 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 
 def test_build_refuses_block_not_made_of_hog_cells():
-    with pytest.raises(ValueError, match='mask block size 12 is not a '
-                       'multiple of the target cell size 8'):
-        build(TINY_VIT, input_size=48,
-              **{'mask_generator.mask_patch_size': 12})
+    with pytest.raises(
+            ValueError,
+            match='mask block size 12 is not a '
+            'multiple of the target cell size 8'):
+        build(
+            TINY_VIT, input_size=48, **{'mask_generator.mask_patch_size': 12})
 
 
 def test_build_refuses_bad_mask_ratio():

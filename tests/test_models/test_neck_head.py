@@ -6,15 +6,15 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from fastmim_mm.models import FastMIM, FastMIMNeck
-
 from ..conftest import CONFIG_DIR
 
 # The algorithm's default head and the one both pre-training bases name.
 HEADS = dict(
     default=inspect.signature(FastMIM).parameters['head'].default,
     **{
-        name: Config.fromfile(
-            CONFIG_DIR / '_base_' / 'models' / f'{name}.py').model.head
+        name:
+        Config.fromfile(CONFIG_DIR / '_base_' / 'models' /
+                        f'{name}.py').model.head
         for name in ('fastmim_vit-base-p16', 'fastmim_swin-base-w4')
     })
 
@@ -44,7 +44,8 @@ def test_head_is_masked_block_mse_on_random_inputs(name):
         torch.testing.assert_close(
             loss, masked_block_mse(pred, target, mask), rtol=1e-6, atol=0)
         torch.testing.assert_close(
-            loss, ((pred - target)**2).mean(-1)[mask].mean(), rtol=1e-6,
+            loss, ((pred - target)**2).mean(-1)[mask].mean(),
+            rtol=1e-6,
             atol=0)
 
 
@@ -62,8 +63,13 @@ def test_head_ignores_unmasked_positions():
 
 
 def test_neck_shapes_and_prefix_tokens():
-    neck = FastMIMNeck(in_channels=48, out_channels=108, embed_dims=32,
-                       num_layers=2, num_heads=4, num_prefix_tokens=1)
+    neck = FastMIMNeck(
+        in_channels=48,
+        out_channels=108,
+        embed_dims=32,
+        num_layers=2,
+        num_heads=4,
+        num_prefix_tokens=1)
     neck.init_weights()
     tokens = torch.randn(2, 1 + 16, 48)  # class token + 4 x 4 patches
     assert neck(tokens).shape == (2, 16, 108)
@@ -76,8 +82,8 @@ def test_neck_shapes_and_prefix_tokens():
     out = neck((fmap, ))
     assert out.shape == (2, 16, 108)
     # Row-major token order: token 5 is row 1, column 1.
-    torch.testing.assert_close(
-        out[:, 5], neck(fmap.flatten(2).transpose(1, 2))[:, 5])
+    torch.testing.assert_close(out[:, 5],
+                               neck(fmap.flatten(2).transpose(1, 2))[:, 5])
 
 
 def test_neck_without_blocks_is_linear_head():

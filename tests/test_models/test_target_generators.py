@@ -34,8 +34,9 @@ def slow_hog(img, nbins=9, pool=8, gaussian_window=0):
                         gy += kx[j][i] * v
                 mag = math.sqrt(gx * gx + gy * gy)
                 if gaussian_window:
-                    mag *= (g[y % gaussian_window] * g[x % gaussian_window] /
-                            total)
+                    mag *= (
+                        g[y % gaussian_window] * g[x % gaussian_window] /
+                        total)
                 b = math.floor(math.atan2(gx, gy) / math.pi * nbins) % nbins
                 hist[c][b][y // pool][x // pool] += mag
     out = torch.tensor(hist, dtype=torch.float64)  # C x nbins x h x w

@@ -17,7 +17,6 @@ from mmpretrain.registry import MODELS
 from fastmim_mm.engine import (CheckpointFileError, CheckpointMismatchError,
                                read_checkpoint)
 from fastmim_mm.engine.checkpoint_fit import check_fit
-
 from ..conftest import (ROOT, TINY_SWIN, TINY_VIT, load_tool, run_train_py,
                         runner_config)
 from ..test_finetune_configs import tiny_finetune_config
@@ -28,9 +27,12 @@ CONVERTER = ROOT / 'tools' / 'model_converters' / 'fastmim_official_to_mm.py'
 
 def run_tool(script, *args):
     return subprocess.run(
-        [sys.executable, str(script), *map(str, args)], cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
-        text=True, timeout=300)
+        [sys.executable, str(script), *map(str, args)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300)
 
 
 def error_line(result, prefix):
@@ -38,8 +40,7 @@ def error_line(result, prefix):
     assert result.returncode != 0, result.stdout[-2000:]
     assert 'Traceback' not in result.stderr, result.stderr[-3000:]
     lines = [
-        line for line in result.stderr.splitlines()
-        if line.startswith(prefix)
+        line for line in result.stderr.splitlines() if line.startswith(prefix)
     ]
     assert len(lines) == 1, result.stderr[-3000:]
     return lines[0]
@@ -77,8 +78,13 @@ def files(tmp_path_factory, image_folder):
     official = root / 'official.pth'
     torch.save({'model': {}, 'args': argparse.Namespace(lr=1e-3)}, official)
     return dict(
-        good=good, text=text, empty=empty, truncated=truncated,
-        binary=binary, directory=directory, official=official,
+        good=good,
+        text=text,
+        empty=empty,
+        truncated=truncated,
+        binary=binary,
+        directory=directory,
+        official=official,
         jpeg=next(Path(image_folder, 'train').rglob('*.JPEG')))
 
 
@@ -149,12 +155,12 @@ def test_test_py_and_converter_name_a_file_that_is_not_a_checkpoint(
     assert not (tmp_path / 'out.pth').exists()
 
 
-def test_directory_and_init_cfg_in_process(train_module, tiny_pretrain,
-                                           files, image_folder, tmp_path,
-                                           capsys):
+def test_directory_and_init_cfg_in_process(train_module, tiny_pretrain, files,
+                                           image_folder, tmp_path, capsys):
     directory = files['directory']
-    line = fails(train_module, capsys, [
-        tiny_pretrain, '--work-dir', tmp_path / 'a', '--resume', directory])
+    line = fails(
+        train_module, capsys,
+        [tiny_pretrain, '--work-dir', tmp_path / 'a', '--resume', directory])
     assert line == f'train.py: error: {directory} is a directory, not a ' \
         f'checkpoint file: give the .pth file in it.'
 
@@ -189,14 +195,17 @@ def test_swin_checkpoint_for_vit_finetuning_stops(image_folder, tmp_path):
     assert not list(tmp_path.rglob('epoch_*.pth'))
 
 
-def test_layout_and_resume_mismatches_name_the_cause(
-        train_module, capsys, image_folder, tiny_pretrain, files, tmp_path):
+def test_layout_and_resume_mismatches_name_the_cause(train_module, capsys,
+                                                     image_folder,
+                                                     tiny_pretrain, files,
+                                                     tmp_path):
     # An official (timm-style) checkpoint given to init_cfg.
     official = tmp_path / 'official.pth'
-    torch.save({
-        'blocks.0.mlp.fc1.weight': torch.ones(256, 64),
-        'patch_embed.proj.weight': torch.zeros(64, 3, 16, 16)
-    }, official)
+    torch.save(
+        {
+            'blocks.0.mlp.fc1.weight': torch.ones(256, 64),
+            'patch_embed.proj.weight': torch.zeros(64, 3, 16, 16)
+        }, official)
     cfg = tiny_finetune_config(image_folder, official, 'official_layout')
     cfg.dump(str(tmp_path / 'official.py'))
     line = fails(train_module, capsys,
@@ -217,11 +226,11 @@ def test_layout_and_resume_mismatches_name_the_cause(
     # --resume from a checkpoint of another model.
     swin = tmp_path / 'swin_resume.pth'
     torch.save(
-        dict(
-            state_dict=pretrain_state(TINY_SWIN),
-            meta=dict(epoch=1, iter=4)), swin)
-    line = fails(train_module, capsys, [
-        tiny_pretrain, '--work-dir', tmp_path / 'c', '--resume', swin])
+        dict(state_dict=pretrain_state(TINY_SWIN), meta=dict(epoch=1, iter=4)),
+        swin)
+    line = fails(
+        train_module, capsys,
+        [tiny_pretrain, '--work-dir', tmp_path / 'c', '--resume', swin])
     assert f'{swin} does not fit the FastMIM model' in line
     assert 'resume with the config it was trained with' in line
 
@@ -229,8 +238,12 @@ def test_layout_and_resume_mismatches_name_the_cause(
 def _vit_backbone(num_layers=2, **kwargs):
     arch = dict(TINY_VIT['backbone']['arch'], num_layers=num_layers)
     return MODELS.build(
-        dict(type='VisionTransformer', arch=arch, img_size=96,
-             patch_size=16, **kwargs))
+        dict(
+            type='VisionTransformer',
+            arch=arch,
+            img_size=96,
+            patch_size=16,
+            **kwargs))
 
 
 def _backbone_state(model_cfg):
@@ -255,11 +268,17 @@ def test_expected_differences_pass_in_one_summary_line():
 
     # A BEiT backbone adds relative position bias tables and layer scales.
     beit = MODELS.build(
-        dict(type='BEiTViT', arch=TINY_VIT['backbone']['arch'], img_size=96,
-             patch_size=16, bias=True, use_abs_pos_emb=True,
-             use_rel_pos_bias=True,
-             layer_scale_init_value=0.1, out_type='avg_featmap',
-             final_norm=False))
+        dict(
+            type='BEiTViT',
+            arch=TINY_VIT['backbone']['arch'],
+            img_size=96,
+            patch_size=16,
+            bias=True,
+            use_abs_pos_emb=True,
+            use_rel_pos_bias=True,
+            layer_scale_init_value=0.1,
+            out_type='avg_featmap',
+            final_norm=False))
     summary = check_fit(beit, state)
     assert 'new in the model: layers.0.gamma_1, layers.0.gamma_2, ... ' \
         '(6 in all)' in summary
@@ -270,9 +289,10 @@ def test_expected_differences_pass_in_one_summary_line():
     summary = check_fit(_vit_backbone(num_layers=3), state)
     assert "blocks beyond the checkpoint's depth, initialised anew: " \
         'layers.2.ln1.weight, layers.2.ln1.bias, ... (12 in all)' in summary
-    with pytest.raises(CheckpointMismatchError,
-                       match='12 tensors are in the checkpoint only '
-                       r'\(layers\.1\.ln1\.weight'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match='12 tensors are in the checkpoint only '
+            r'\(layers\.1\.ln1\.weight'):
         check_fit(_vit_backbone(num_layers=1), state)
 
 
@@ -280,24 +300,34 @@ def test_qv_biases_need_a_backbone_that_splits_the_qkv_bias(tmp_path):
     path = tmp_path / 'vit.pth'
     torch.save(dict(state_dict=pretrain_state(TINY_VIT)), path)
     beit = MODELS.build(
-        dict(type='BEiTViT', arch=TINY_VIT['backbone']['arch'], img_size=64,
-             patch_size=16, bias='qv_bias', use_abs_pos_emb=True,
-             init_cfg=dict(type='Pretrained', checkpoint=str(path),
-                           prefix='backbone.')))
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'4 tensors of the BEiTViT could not be loaded '
-                       r'from it \(layers\.0\.attn\.q_bias'):
+        dict(
+            type='BEiTViT',
+            arch=TINY_VIT['backbone']['arch'],
+            img_size=64,
+            patch_size=16,
+            bias='qv_bias',
+            use_abs_pos_emb=True,
+            init_cfg=dict(
+                type='Pretrained', checkpoint=str(path), prefix='backbone.')))
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'4 tensors of the BEiTViT could not be loaded '
+            r'from it \(layers\.0\.attn\.q_bias'):
         beit.init_weights()
 
 
 def test_load_from_into_new_heads():
+
     def classifier(num_classes):
         return MODELS.build(
-            dict(type='ImageClassifier',
-                 backbone=dict(TINY_VIT['backbone'], type='VisionTransformer'),
-                 neck=None,
-                 head=dict(type='VisionTransformerClsHead', in_channels=64,
-                           num_classes=num_classes)))
+            dict(
+                type='ImageClassifier',
+                backbone=dict(TINY_VIT['backbone'], type='VisionTransformer'),
+                neck=None,
+                head=dict(
+                    type='VisionTransformerClsHead',
+                    in_channels=64,
+                    num_classes=num_classes)))
 
     state = classifier(1000).state_dict()
     summary = check_fit(classifier(2), state, file='in1k.pth')
@@ -307,7 +337,8 @@ def test_load_from_into_new_heads():
         'anew: head.layers.head.weight (1000, 64) -> (2, 64), '
         'head.layers.head.bias (1000,) -> (2,).')
     state['head.extra.weight'] = torch.zeros(1)  # another head type
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'1 tensors are in the checkpoint only '
-                       r'\(head\.extra\.weight\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'1 tensors are in the checkpoint only '
+            r'\(head\.extra\.weight\)'):
         check_fit(classifier(2), state, file='in1k.pth')

@@ -42,9 +42,12 @@ def make_idx_dir(root, train=600, test=200):
 
 def run_study(*args):
     return subprocess.run(
-        [sys.executable, str(STUDY_PY), *map(str, args)], cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
-        text=True, timeout=1800)
+        [sys.executable, str(STUDY_PY), *map(str, args)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=1800)
 
 
 @pytest.fixture(scope='module')
@@ -53,8 +56,10 @@ def smoke(tmp_path_factory):
     idx = root / 'idx'
     idx.mkdir()
     make_idx_dir(idx)
-    args = ['--preset', 'smoke', '--idx-dir', idx, '--data-dir',
-            root / 'data', '--work-dir', root / 'work']
+    args = [
+        '--preset', 'smoke', '--idx-dir', idx, '--data-dir', root / 'data',
+        '--work-dir', root / 'work'
+    ]
     result = run_study(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, args, result
@@ -95,7 +100,7 @@ def test_smoke_covers_every_arm(smoke):
         assert ckpt.is_file() and 'runs' in ckpt.parts
     assert not list((work / 'cache').rglob('*.pth'))
     table = (work / 'results.md').read_text().splitlines()
-    assert len([l for l in table if l.startswith('| ')]) == 2 + len(ARMS)
+    assert len([row for row in table if row.startswith('| ')]) == 2 + len(ARMS)
     assert (work / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert '[study] arm mae32-time' in result.stdout
 
@@ -138,4 +143,5 @@ def test_missing_idx_files_are_named(tmp_path):
         f'fashion_mnist_study.py: error: --idx-dir {tmp_path}: '
         'train-labels-idx1-ubyte, t10k-images-idx3-ubyte, '
         't10k-labels-idx1-ubyte missing (.gz or not); the folder needs the '
-        'four Fashion-MNIST IDX files.']
+        'four Fashion-MNIST IDX files.'
+    ]

@@ -14,7 +14,7 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..conftest import ROOT, FixedMask, TINY_SWIN, TINY_VIT, load_tool
+from ..conftest import ROOT, TINY_SWIN, TINY_VIT, FixedMask, load_tool
 
 timm = pytest.importorskip('timm')
 from timm.models.swin_transformer import SwinTransformer as TimmSwin  # noqa
@@ -23,12 +23,22 @@ from timm.models.vision_transformer import VisionTransformer as TimmViT  # noqa
 
 SCRIPT = ROOT / 'tools' / 'model_converters' / 'fastmim_official_to_mm.py'
 
-VIT_DIMS = dict(img_size=64, patch_size=16, embed_dim=64, depth=2,
-                num_heads=2, mlp_ratio=2.)
-MM_VIT_ARCH = dict(embed_dims=64, num_layers=2, num_heads=2,
-                   feedforward_channels=128)
-SWIN_DIMS = dict(img_size=64, patch_size=4, window_size=2, embed_dim=32,
-                 depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
+VIT_DIMS = dict(
+    img_size=64,
+    patch_size=16,
+    embed_dim=64,
+    depth=2,
+    num_heads=2,
+    mlp_ratio=2.)
+MM_VIT_ARCH = dict(
+    embed_dims=64, num_layers=2, num_heads=2, feedforward_channels=128)
+SWIN_DIMS = dict(
+    img_size=64,
+    patch_size=4,
+    window_size=2,
+    embed_dim=32,
+    depths=(2, 2, 2, 2),
+    num_heads=(1, 2, 4, 8))
 MM_SWIN = dict(
     type='SwinTransformer',
     arch=dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
@@ -69,8 +79,10 @@ def load_out(dst):
 
 
 def strip(state, prefix):
-    return {k[len(prefix):]: v for k, v in state.items()
-            if k.startswith(prefix)}
+    return {
+        k[len(prefix):]: v
+        for k, v in state.items() if k.startswith(prefix)
+    }
 
 
 def build(cfg):
@@ -107,8 +119,12 @@ def official_decoder(in_dims, out_dims, embed=32, depth=1, heads=2):
         dict(
             decoder_embed=nn.Linear(in_dims, embed),
             decoder_blocks=nn.ModuleList([
-                Block(embed, heads, mlp_ratio=4., qkv_bias=True,
-                      norm_layer=partial(nn.LayerNorm, eps=1e-6))
+                Block(
+                    embed,
+                    heads,
+                    mlp_ratio=4.,
+                    qkv_bias=True,
+                    norm_layer=partial(nn.LayerNorm, eps=1e-6))
                 for _ in range(depth)
             ]),
             decoder_norm=nn.LayerNorm(embed, eps=1e-6),
@@ -140,10 +156,11 @@ def test_vit_encoder_matches_timm(conv, tmp_path):
     assert set(ckpt['state_dict']) >= {
         'backbone.patch_embed.projection.weight', 'backbone.cls_token',
         'backbone.pos_embed', 'backbone.layers.1.ffn.layers.0.0.weight',
-        'backbone.ln1.weight'}
+        'backbone.ln1.weight'
+    }
 
-    mm = build(dict(type='FastMIMViT', arch=MM_VIT_ARCH, img_size=64,
-                    patch_size=16))
+    mm = build(
+        dict(type='FastMIMViT', arch=MM_VIT_ARCH, img_size=64, patch_size=16))
     mm.load_state_dict(strip(ckpt['state_dict'], 'backbone.'), strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -174,8 +191,11 @@ def test_vit_classifier_matches_timm(conv, tmp_path, pool):
         dict(
             type='ImageClassifier',
             backbone=dict(
-                type='VisionTransformer', arch=MM_VIT_ARCH, img_size=64,
-                patch_size=16, out_type=out_type,
+                type='VisionTransformer',
+                arch=MM_VIT_ARCH,
+                img_size=64,
+                patch_size=16,
+                out_type=out_type,
                 final_norm=meta['final_norm']),
             neck=None,
             head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
@@ -229,10 +249,9 @@ def mm_swin_to_original(state):
     out = {}
     for key, value in state.items():
         new = key.replace('stages.', 'layers.').replace(
-            'patch_embed.projection', 'patch_embed.proj').replace(
-                'attn.w_msa.', 'attn.').replace('ffn.layers.0.0',
-                                                'mlp.fc1').replace(
-                                                    'ffn.layers.1', 'mlp.fc2')
+            'patch_embed.projection',
+            'patch_embed.proj').replace('attn.w_msa.', 'attn.').replace(
+                'ffn.layers.0.0', 'mlp.fc1').replace('ffn.layers.1', 'mlp.fc2')
         if new.startswith('norm3.'):
             new = 'norm.' + new[len('norm3.'):]
         if '.downsample.' in key:
@@ -298,8 +317,8 @@ def test_swin_classifier_matches_timm(conv, tmp_path, capsys):
     torch.save({'model': original}, tmp_path / 'swin.pth')
     assert convert(conv, tmp_path / 'swin.pth', tmp_path / 'mm.pth',
                    '--strict') == 0
-    num_buffers = sum(k.endswith(('relative_position_index', 'attn_mask'))
-                      for k in original)
+    num_buffers = sum(
+        k.endswith(('relative_position_index', 'attn_mask')) for k in original)
     assert f'dropped {num_buffers} relative_position_index/attn_mask' in \
         capsys.readouterr().out
     ckpt = load_out(tmp_path / 'mm.pth')
@@ -311,8 +330,7 @@ def test_swin_classifier_matches_timm(conv, tmp_path, capsys):
             type='ImageClassifier',
             backbone=MM_SWIN,
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=10,
-                      in_channels=256)))
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=256)))
     clf.load_state_dict(ckpt['state_dict'], strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -360,8 +378,9 @@ def test_swin_pretraining_loss_matches_official_layout(conv, tmp_path):
 def test_reorder_patch_merging_matches_unfold(conv):
     C = 3
     x = torch.randn(1, 4, 4, C)  # B x H x W x C
-    original = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2],
-                          x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+    original = torch.cat([
+        x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]
+    ], -1)
     unfolded = nn.Unfold(2, stride=2)(x.permute(0, 3, 1, 2))  # B x 4C x L
     unfolded = unfolded.transpose(1, 2).reshape(1, 2, 2, 4 * C)
     w = torch.randn(5, 4 * C)
@@ -385,15 +404,24 @@ def vit_state():
     return sd
 
 
-def test_full_container_and_bare_state_dict(conv, tmp_path, vit_state,
-                                            capsys):
+def test_full_container_and_bare_state_dict(conv, tmp_path, vit_state, capsys):
     container = {
-        'model': vit_state,
-        'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-3}]},
-        'scaler': {'scale': 65536.0},
-        'epoch': 3,
-        'args': argparse.Namespace(lr=1e-3, model='fastmim_vit_base',
-                                   input_size=(128, 128)),
+        'model':
+        vit_state,
+        'optimizer': {
+            'state': {},
+            'param_groups': [{
+                'lr': 1e-3
+            }]
+        },
+        'scaler': {
+            'scale': 65536.0
+        },
+        'epoch':
+        3,
+        'args':
+        argparse.Namespace(
+            lr=1e-3, model='fastmim_vit_base', input_size=(128, 128)),
     }
     torch.save(container, tmp_path / 'full.pth')
     torch.save(vit_state, tmp_path / 'bare.pth')
@@ -407,39 +435,46 @@ def test_full_container_and_bare_state_dict(conv, tmp_path, vit_state,
     a, b = load_out(tmp_path / 'a.pth'), load_out(tmp_path / 'b.pth')
     assert a['meta']['epoch'] == 3
     assert a['meta']['official_args'] == {
-        'lr': 1e-3, 'model': 'fastmim_vit_base', 'input_size': [128, 128]}
+        'lr': 1e-3,
+        'model': 'fastmim_vit_base',
+        'input_size': [128, 128]
+    }
     assert set(a['state_dict']) == set(b['state_dict'])
     for k, v in a['state_dict'].items():
         assert type(v) is torch.Tensor and torch.equal(v, b['state_dict'][k])
     # Loads strictly into the FastMIM model; no temporary files are left.
     build(TINY_VIT).load_state_dict(a['state_dict'], strict=True)
-    assert sorted(os.listdir(tmp_path)) == [
-        'a.pth', 'b.pth', 'bare.pth', 'full.pth']
+    assert sorted(
+        os.listdir(tmp_path)) == ['a.pth', 'b.pth', 'bare.pth', 'full.pth']
 
 
 def test_output_loads_weights_only_in_a_fresh_process(tmp_path, vit_state):
     """The CLI, and the result read by plain torch without fastmim_mm."""
-    container = {'model': vit_state, 'epoch': 1,
-                 'args': argparse.Namespace(lr=1e-3)}
+    container = {
+        'model': vit_state,
+        'epoch': 1,
+        'args': argparse.Namespace(lr=1e-3)
+    }
     torch.save(container, tmp_path / 'full.pth')
     dst = tmp_path / 'out' / 'mm.pth'  # the folder is created
-    code = (
-        'import runpy, sys, torch\n'
-        f'sys.argv = ["x", {str(tmp_path / "full.pth")!r}, {str(dst)!r}]\n'
-        'try:\n'
-        f'    runpy.run_path({str(SCRIPT)!r}, run_name="__main__")\n'
-        'except SystemExit as e:\n'
-        '    assert e.code == 0, e.code\n'
-        f'ckpt = torch.load({str(dst)!r}, weights_only=True)\n'
-        'print(len(ckpt["state_dict"]), ckpt["meta"]["kind"])\n')
-    res = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, timeout=120)
+    code = ('import runpy, sys, torch\n'
+            f'sys.argv = ["x", {str(tmp_path / "full.pth")!r}, {str(dst)!r}]\n'
+            'try:\n'
+            f'    runpy.run_path({str(SCRIPT)!r}, run_name="__main__")\n'
+            'except SystemExit as e:\n'
+            '    assert e.code == 0, e.code\n'
+            f'ckpt = torch.load({str(dst)!r}, weights_only=True)\n'
+            'print(len(ckpt["state_dict"]), ckpt["meta"]["kind"])\n')
+    res = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith(f'{len(vit_state)} pretrain')
 
 
-def test_unknown_keys_are_reported_and_strict_fails(conv, tmp_path,
-                                                    vit_state, capsys):
+def test_unknown_keys_are_reported_and_strict_fails(conv, tmp_path, vit_state,
+                                                    capsys):
     vit_state['decoder_pos_embed'] = torch.zeros(1, 17, 32)
     vit_state['blocks.0.ls1.gamma'] = torch.ones(64)
     vit_state['mask_token'] = torch.zeros(1, 1, 64)  # not 3 elements
@@ -461,8 +496,8 @@ def test_unknown_keys_are_reported_and_strict_fails(conv, tmp_path,
 def test_kind_override_keeps_only_the_encoder(conv, tmp_path, vit_state,
                                               capsys):
     torch.save(vit_state, tmp_path / 'pre.pth')
-    assert convert(conv, tmp_path / 'pre.pth', tmp_path / 'enc.pth',
-                   '--kind', 'finetune') == 0
+    assert convert(conv, tmp_path / 'pre.pth', tmp_path / 'enc.pth', '--kind',
+                   'finetune') == 0
     out = capsys.readouterr().out
     assert 'unmapped: decoder_embed.weight' in out
     assert 'unmapped: mask_token' in out
@@ -521,12 +556,14 @@ def test_failed_write_leaves_no_partial_file(conv, tmp_path, vit_state,
 
 def test_detection(conv):
     assert conv.detect_arch({'blocks.0.norm1.weight': 0}) == 'vit'
-    assert conv.detect_arch(
-        {'encoder.layers.0.blocks.0.norm1.weight': 0}) == 'swin'
-    assert conv.detect_arch(
-        {'module.layers.1.blocks.0.attn.qkv.weight': 0}) == 'swin'
-    assert conv.detect_kind({'blocks.0.norm1.weight': 0,
-                             'head.weight': 0}) == 'finetune'
+    assert conv.detect_arch({'encoder.layers.0.blocks.0.norm1.weight':
+                             0}) == 'swin'
+    assert conv.detect_arch({'module.layers.1.blocks.0.attn.qkv.weight':
+                             0}) == 'swin'
+    assert conv.detect_kind({
+        'blocks.0.norm1.weight': 0,
+        'head.weight': 0
+    }) == 'finetune'
     for key in ('decoder_embed.weight', 'mask_token', 'encoder.norm.weight'):
         assert conv.detect_kind({key: 0}) == 'pretrain'
 

@@ -12,14 +12,25 @@ from ..conftest import ROOT
 def test_gpu_check_cpu_form(tmp_path):
     out = tmp_path / 'out'
     proc = subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'analysis' / 'gpu_check.sh'),
-         '--device', 'cpu', '--out', str(out), '--work-dir',
-         str(tmp_path / 'work'),
-         # Left out for time: the bare-model row runs
-         # benchmark_pretrain.py again (as the benchmark rows do), and
-         # dist_train.sh on CPU is tests/test_engine/test_distributed.py's.
-         '--skip', 'bare,nccl'],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            'bash',
+            str(ROOT / 'tools' / 'analysis' / 'gpu_check.sh'),
+            '--device',
+            'cpu',
+            '--out',
+            str(out),
+            '--work-dir',
+            str(tmp_path / 'work'),
+            # Left out for time: the bare-model row runs
+            # benchmark_pretrain.py again (as the benchmark rows do), and
+            # dist_train.sh on CPU is tests/test_engine/test_distributed.py's.
+            '--skip',
+            'bare,nccl'
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads((out / 'gpu_check.json').read_text())
@@ -34,8 +45,8 @@ def test_gpu_check_cpu_form(tmp_path):
         set(steps)
     e2e = [r for r in rows if 'end to end' in r['step']]
     assert len(e2e) == 2 and all('images/s' in r['result'] for r in e2e)
-    assert any(s.startswith('DeviceDecodeDataPreprocessor alone')
-               for s in steps)
+    assert any(
+        s.startswith('DeviceDecodeDataPreprocessor alone') for s in steps)
     assert 'bare model' not in ' '.join(steps)  # --skip
     assert 'dist_train' not in ' '.join(steps)
     # One table, printed last: a header line, column names, a rule and one

@@ -31,13 +31,15 @@ def test_python_without_torch_is_one_line(script, tmp_path):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     # This interpreter without its site-packages: no torch.
-    (bin_dir / 'python').write_text(
-        f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    (bin_dir /
+     'python').write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     (bin_dir / 'python').chmod(0o755)
     result = subprocess.run(
         ['bash', str(checkout / 'tools' / script), *LAUNCHERS[script]],
         env=_env(PATH=f'{bin_dir}:/usr/bin:/bin'),
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"{script}: error: 'python' cannot import torch (no "
@@ -54,8 +56,10 @@ def test_project_venv_is_preferred(tmp_path):
         pytest.skip('no .venv in this checkout')
     probe = tmp_path / 'probe.sh'
     probe.write_text(f'source {ROOT}/tools/python_env.sh\necho "$PYTHON"\n')
-    result = subprocess.run(
-        ['bash', str(probe)], env=_env(PATH='/usr/bin:/bin'),
-        capture_output=True, text=True, timeout=60)
+    result = subprocess.run(['bash', str(probe)],
+                            env=_env(PATH='/usr/bin:/bin'),
+                            capture_output=True,
+                            text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(venv_python)

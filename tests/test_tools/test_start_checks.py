@@ -10,8 +10,7 @@ VIT_B = CONFIG_DIR / 'fastmim' / \
 
 
 def test_pretraining_checks_the_crop_against_input_size(tmp_path):
-    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path,
-                          '--cfg-options',
+    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
                           'train_dataloader.dataset.pipeline.0.scale=160')
     assert result.returncode == 1
     assert 'Traceback' not in result.stderr

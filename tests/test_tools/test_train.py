@@ -18,8 +18,7 @@ def train(train_module):
 
 
 def test_config_error_is_one_clear_line(tmp_path):
-    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path,
-                          '--cfg-options',
+    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
                           'model.mask_generator.mask_patch_size=32')
     assert result.returncode == 1
     assert 'train.py: error:' in result.stderr
@@ -74,13 +73,15 @@ def test_auto_resume_needs_a_checkpoint(train, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.merge_args(
             Config.fromfile(str(DEMO_CONFIG)),
-            train.parse_args([str(DEMO_CONFIG), '--work-dir',
-                              str(tmp_path), '--resume']))
+            train.parse_args(
+                [str(DEMO_CONFIG), '--work-dir',
+                 str(tmp_path), '--resume']))
     assert f'names {tmp_path / "gone.pth"}, which does not exist' in \
         capsys.readouterr().err
     (tmp_path / 'gone.pth').write_bytes(b'')
     args = train.parse_args(
-        [str(DEMO_CONFIG), '--work-dir', str(tmp_path), '--resume'])
+        [str(DEMO_CONFIG), '--work-dir',
+         str(tmp_path), '--resume'])
     cfg = train.merge_args(Config.fromfile(str(DEMO_CONFIG)), args)
     assert cfg.resume is True and cfg.load_from is None
 
@@ -98,15 +99,15 @@ def test_console_shows_a_summary_and_the_log_file_keeps_the_rest(
         tmp_path, image_folder):
     # Panels every epoch from the command line; pin_memory on a CPU warns
     # when each epoch's data loader iterator starts.
-    config = _tiny_config(tmp_path, image_folder, max_epochs=2,
-                          log_level='INFO')
+    config = _tiny_config(
+        tmp_path, image_folder, max_epochs=2, log_level='INFO')
     cfg = Config.fromfile(str(config))
     cfg.default_hooks.reconstruction = dict(
         type='FastMIMReconstructionHook', interval=7)
     cfg.train_dataloader.pin_memory = True
     cfg.dump(str(config))
-    result = run_train_py(
-        config, '--cfg-options', 'default_hooks.reconstruction.interval=1')
+    result = run_train_py(config, '--cfg-options',
+                          'default_hooks.reconstruction.interval=1')
     assert result.returncode == 0, result.stderr[-3000:]
     console = result.stdout + result.stderr
     summary = [line for line in console.splitlines() if 'Built ' in line]
@@ -114,8 +115,8 @@ def test_console_shows_a_summary_and_the_log_file_keeps_the_rest(
     log_file = next((tmp_path / 'work').glob('*/*.log'))
     model = MODELS.build(TINY_VIT)
     total = sum(p.numel() for p in model.parameters()) / 1e6
-    trainable = sum(p.numel() for p in model.parameters()
-                    if p.requires_grad) / 1e6
+    trainable = sum(p.numel()
+                    for p in model.parameters() if p.requires_grad) / 1e6
     assert summary[0].endswith(
         f'Built FastMIM (FastMIMViT backbone); {total:.2f} M parameters '
         f'({trainable:.2f} M trainable); input 64 px; train data: 16 samples '
@@ -127,10 +128,11 @@ def test_console_shows_a_summary_and_the_log_file_keeps_the_rest(
         assert file_only not in console
         assert file_only in log_file.read_text()
     assert console.count('pin_memory') <= 1
-    panels = sorted(p.name for p in (tmp_path / 'work' /
-                                     'reconstructions').iterdir())
-    assert panels == ['reconstruction_epoch_1.png',
-                      'reconstruction_epoch_2.png']
+    panels = sorted(
+        p.name for p in (tmp_path / 'work' / 'reconstructions').iterdir())
+    assert panels == [
+        'reconstruction_epoch_1.png', 'reconstruction_epoch_2.png'
+    ]
 
 
 def test_compile_trains(tmp_path, image_folder):
@@ -138,8 +140,8 @@ def test_compile_trains(tmp_path, image_folder):
     whole train step failed in the optimiser step on the first iteration
     (TorchDynamo: 'UserDefinedDictVariable' object has no attribute
     'items')."""
-    config = _tiny_config(tmp_path, image_folder, batch_size=8,
-                          log_level='INFO')
+    config = _tiny_config(
+        tmp_path, image_folder, batch_size=8, log_level='INFO')
     result = run_train_py(config, '--compile', OMP_NUM_THREADS='1')
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Compiled the model's forward pass" in result.stdout
@@ -150,8 +152,8 @@ def test_compile_trains(tmp_path, image_folder):
 
 
 def test_misspelt_cfg_option_is_refused(tmp_path):
-    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path,
-                          '--cfg-options', 'train_dataloadr.batch_size=4')
+    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
+                          'train_dataloadr.batch_size=4')
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "train.py: error: --cfg-options train_dataloadr.batch_size: the "
@@ -193,7 +195,8 @@ def test_cfg_options_that_something_reads_pass():
     from fastmim_mm.engine.arguments import merge_cfg_options
     cfg = Config.fromfile(str(DEMO_CONFIG))
     merge_cfg_options(
-        cfg, {
+        cfg,
+        {
             'model.backbone.drop_path_rate': 0.1,  # an argument, not set
             'train_dataloader.prefetch_factor': 4,  # torch's DataLoader
             'train_dataloader.dataset.pipeline.0.skip_broken': True,

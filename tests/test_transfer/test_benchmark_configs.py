@@ -50,8 +50,8 @@ def test_config_loads_and_model_builds(path):
     cfg = Config.fromfile(str(path))
     scope = 'mmdet' if path in DET_CONFIGS else 'mmseg'
     assert cfg.default_scope == scope
-    assert {'mmpretrain.models', 'fastmim_mm'} <= set(
-        cfg.custom_imports.imports)
+    assert {'mmpretrain.models',
+            'fastmim_mm'} <= set(cfg.custom_imports.imports)
     backbone = cfg.model.backbone
     assert backbone.type.startswith('mmpretrain.')
     assert backbone.init_cfg.type == 'Pretrained'
@@ -133,11 +133,14 @@ def test_mask_rcnn_recipe():
         type='EpochBasedTrainLoop', max_epochs=36, val_interval=1)
     warmup, steps = cfg.param_scheduler
     assert warmup == dict(
-        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-        end=1000)
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000)
     assert steps == dict(
-        type='MultiStepLR', begin=0, end=36, by_epoch=True,
-        milestones=[27, 33], gamma=0.1)
+        type='MultiStepLR',
+        begin=0,
+        end=36,
+        by_epoch=True,
+        milestones=[27, 33],
+        gamma=0.1)
     assert cfg.auto_scale_lr.base_batch_size == 32
 
 
@@ -149,7 +152,9 @@ def _groups(model, optim_wrapper):
             if id(p) in names:
                 groups[names[id(p)]] = (group['lr'], group['weight_decay'])
     assert set(groups) == {
-        n for n, p in model.named_parameters() if p.requires_grad}
+        n
+        for n, p in model.named_parameters() if p.requires_grad
+    }
     return groups
 
 
@@ -164,9 +169,11 @@ def test_mask_rcnn_weight_decay_keys_match_swin():
     assert all(lr == 6e-5 for lr, _ in groups.values())
     assert 'backbone.stages.2.blocks.17.attn.w_msa.' \
         'relative_position_bias_table' in no_decay
-    assert {'backbone.patch_embed.norm.weight', 'backbone.norm0.bias',
-            'backbone.stages.1.downsample.norm.weight',
-            'backbone.stages.3.blocks.1.norm2.weight'} <= no_decay
+    assert {
+        'backbone.patch_embed.norm.weight', 'backbone.norm0.bias',
+        'backbone.stages.1.downsample.norm.weight',
+        'backbone.stages.3.blocks.1.norm2.weight'
+    } <= no_decay
     assert all('norm' in n or 'relative_position_bias_table' in n
                for n in no_decay)
     assert groups['backbone.stages.2.blocks.0.attn.w_msa.qkv.weight'][1] \
@@ -252,8 +259,7 @@ def test_upernet_layer_decay_is_applied():
         check(f'backbone.layers.{i}.attn.relative_position_bias_table',
               rate**(12 - i), 0.05)
         check(f'backbone.layers.{i}.gamma_1', rate**(12 - i), 0.)
-        check(f'backbone.layers.{i}.ffn.layers.1.weight', rate**(12 - i),
-              0.05)
+        check(f'backbone.layers.{i}.ffn.layers.1.weight', rate**(12 - i), 0.05)
         check(f'backbone.layers.{i}.ln1.weight', rate**(12 - i), 0.)
     check('neck.upsample_4x.0.weight', 1., 0.05)
     check('decode_head.fpn_bottleneck.conv.weight', 1., 0.05)

@@ -8,7 +8,6 @@ import subprocess
 import torch
 
 from fastmim_mm.datasets import make_ade20k, make_coco_instances
-
 from ..conftest import ROOT, free_port
 from .test_transfer import detection_config, segmentation_config
 
@@ -18,12 +17,19 @@ SYNC_BN_WARNING = ('No CUDA device: SyncBN layers are replaced by BN, each '
 
 def _launch(script, *args):
     """A launcher as a user runs it: PATH without the project's python."""
-    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1',
-               PATH='/usr/bin:/bin')
+    env = dict(
+        os.environ,
+        PORT=str(free_port()),
+        OMP_NUM_THREADS='1',
+        PATH='/usr/bin:/bin')
     env.pop('PYTHON', None)
     return subprocess.run(
-        ['bash', str(ROOT / 'tools' / script), *map(str, args)], cwd=ROOT,
-        env=env, capture_output=True, text=True, timeout=300)
+        ['bash', str(ROOT / 'tools' / script), *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300)
 
 
 def _train(cfg, tmp_path):
@@ -42,7 +48,9 @@ def _train(cfg, tmp_path):
 
 def test_mask_rcnn_in_two_cpu_processes(tmp_path):
     coco = make_coco_instances(
-        str(tmp_path / 'coco'), num_images=4, image_size=(128, 96),
+        str(tmp_path / 'coco'),
+        num_images=4,
+        image_size=(128, 96),
         num_classes=2)
     cfg = detection_config(tmp_path / 'train', coco, None)
     cfg.train_cfg.max_epochs = 2  # 4 images, 2 x 2 a step: 1 step an epoch

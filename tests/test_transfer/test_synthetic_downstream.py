@@ -41,9 +41,8 @@ def test_coco_layout_and_annotations(coco_root):
     from pycocotools.coco import COCO
 
     for split in ('train2017', 'val2017'):
-        assert sorted(os.listdir(osp.join(coco_root, split))) == [
-            f'{i:012d}.jpg' for i in range(1, 7)
-        ]
+        assert sorted(os.listdir(osp.join(
+            coco_root, split))) == [f'{i:012d}.jpg' for i in range(1, 7)]
         ann_file = osp.join(coco_root, 'annotations',
                             f'instances_{split}.json')
         coco = COCO(ann_file)
@@ -66,9 +65,9 @@ def test_coco_layout_and_annotations(coco_root):
                 assert (poly >= 0).all() and (poly[:, 0] <= w - 1).all() \
                     and (poly[:, 1] <= h - 1).all()
                 x, y, bw, bh = ann['bbox']
-                np.testing.assert_allclose(
-                    [x, y, x + bw, y + bh],
-                    [*poly.min(0), *poly.max(0)], atol=0.02)
+                np.testing.assert_allclose([x, y, x + bw, y + bh],
+                                           [*poly.min(0), *poly.max(0)],
+                                           atol=0.02)
                 assert bw > 8 and bh > 8
                 # The polygon area is the area pycocotools computes.
                 rle = mask_utils.merge(
@@ -82,12 +81,17 @@ def test_coco_layout_and_annotations(coco_root):
 
 def test_coco_is_deterministic(coco_root, tmp_path):
     again = make_coco_instances(
-        str(tmp_path / 'again'), num_images=6, image_size=(128, 96),
+        str(tmp_path / 'again'),
+        num_images=6,
+        image_size=(128, 96),
         num_classes=3)
     assert _digest(again) == _digest(coco_root)
     other = make_coco_instances(
-        str(tmp_path / 'other'), num_images=6, image_size=(128, 96),
-        num_classes=3, seed=1)
+        str(tmp_path / 'other'),
+        num_images=6,
+        image_size=(128, 96),
+        num_classes=3,
+        seed=1)
     assert _digest(other) != _digest(coco_root)
 
 
@@ -106,8 +110,9 @@ def test_coco_loads_in_mmdet(coco_root):
                 dict(type='LoadAnnotations', with_bbox=True, with_mask=True)
             ])
         assert len(dataset) == 6
-        with open(osp.join(coco_root, 'annotations',
-                           'instances_val2017.json')) as f:
+        with open(
+                osp.join(coco_root, 'annotations',
+                         'instances_val2017.json')) as f:
             coco = json.load(f)
         for i in range(len(dataset)):
             sample = dataset[i]
@@ -125,8 +130,8 @@ def test_coco_loads_in_mmdet(coco_root):
 
 
 def test_ade20k_layout_and_labels(ade_root, tmp_path):
-    for split, prefix in (('training', 'ADE_train'),
-                          ('validation', 'ADE_val')):
+    for split, prefix in (('training', 'ADE_train'), ('validation',
+                                                      'ADE_val')):
         images = sorted(os.listdir(osp.join(ade_root, 'images', split)))
         labels = sorted(os.listdir(osp.join(ade_root, 'annotations', split)))
         assert images == [f'{prefix}_{i:08d}.jpg' for i in range(1, 5)]
@@ -141,8 +146,8 @@ def test_ade20k_layout_and_labels(ade_root, tmp_path):
             assert (seg == 0).any()  # "other" always occurs
             values |= set(np.unique(seg).tolist())
         assert values <= set(range(7)) and len(values) >= 3
-    again = make_ade20k(str(tmp_path / 'again'), num_images=4,
-                        image_size=(96, 80))
+    again = make_ade20k(
+        str(tmp_path / 'again'), num_images=4, image_size=(96, 80))
     assert _digest(again) == _digest(ade_root)
 
 

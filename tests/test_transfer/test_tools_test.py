@@ -45,11 +45,15 @@ def classifier(tmp_path, image_folder):
                 backbone=dict(
                     type='VisionTransformer',
                     arch=dict(
-                        embed_dims=32, num_layers=1, num_heads=2,
+                        embed_dims=32,
+                        num_layers=1,
+                        num_heads=2,
                         feedforward_channels=64),
                     img_size=64),
                 head=dict(
-                    type='LinearClsHead', num_classes=2, in_channels=32,
+                    type='LinearClsHead',
+                    num_classes=2,
+                    in_channels=32,
                     loss=dict(type='CrossEntropyLoss'))),
             test_dataloader=dict(
                 batch_size=4,
@@ -100,7 +104,8 @@ def test_two_cpu_processes(classifier, tmp_path, tools_test):
         f'experiment_name=single_{uuid.uuid4().hex[:8]}'
     ])
     env = dict(
-        os.environ, OMP_NUM_THREADS='1',
+        os.environ,
+        OMP_NUM_THREADS='1',
         PYTHONPATH=f'{ROOT}:{os.environ.get("PYTHONPATH", "")}')
     result = subprocess.run([
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
@@ -122,15 +127,14 @@ def test_two_cpu_processes(classifier, tmp_path, tools_test):
     assert two['accuracy/top1'] == pytest.approx(single['accuracy/top1'])
 
 
-def test_errors_are_one_clear_line(classifier, tmp_path, tools_test,
-                                   capsys):
+def test_errors_are_one_clear_line(classifier, tmp_path, tools_test, capsys):
     config, ckpt = classifier
     for argv, message in (
         (['no/such/config.py', ckpt], 'no/such/config.py does not exist'),
-        ([config, str(tmp_path / 'missing.pth')],
-         'missing.pth does not exist'),
-        ([config, ckpt, '--out', str(tmp_path / 'out.json')],
-         'must be a .pkl or .pickle file'),
+        ([config,
+          str(tmp_path / 'missing.pth')], 'missing.pth does not exist'),
+        ([config, ckpt, '--out',
+          str(tmp_path / 'out.json')], 'must be a .pkl or .pickle file'),
     ):
         with pytest.raises(SystemExit):
             tools_test.main(argv)
@@ -138,8 +142,12 @@ def test_errors_are_one_clear_line(classifier, tmp_path, tools_test,
         assert message in err
     # A pre-training config has nothing to test: one line, no traceback.
     result = subprocess.run(
-        [sys.executable, str(TEST_PY), str(DEMO_CONFIG), ckpt], cwd=ROOT,
-        capture_output=True, text=True, timeout=300)
+        [sys.executable, str(TEST_PY),
+         str(DEMO_CONFIG), ckpt],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert result.returncode == 1
     assert 'test.py: error:' in result.stderr
     assert 'no test_dataloader' in result.stderr

@@ -22,7 +22,6 @@ from fastmim_mm.datasets import make_ade20k, make_coco_instances
 from fastmim_mm.datasets.synthetic_downstream import coco_class_names
 from fastmim_mm.testing import (shrink_detection_config,
                                 shrink_segmentation_config)
-
 from ..conftest import (CONFIG_DIR, ROOT, TINY_SWIN, TINY_VIT, run_train_py,
                         runner_config)
 from .test_benchmark_configs import DET, SEG, _registries
@@ -89,8 +88,12 @@ def _backbone(state):
 def _pretrain(tmp_path_factory, image_folder, model, input_size):
     work_dir = tmp_path_factory.mktemp('pretrain')
     cfg = runner_config(
-        work_dir, image_folder, model=model, input_size=input_size,
-        batch_size=8, max_epochs=1)
+        work_dir,
+        image_folder,
+        model=model,
+        input_size=input_size,
+        batch_size=8,
+        max_epochs=1)
     cfg.custom_hooks = []
     state, _, _ = _train(cfg, work_dir)
     return state
@@ -112,8 +115,11 @@ def _finetune(tmp_path_factory, image_folder, name, pretrained, backbone,
     cfg.train_dataloader.batch_size = 8
     cfg.train_dataloader.pin_memory = False
     cfg.train_dataloader.dataset = dict(
-        type='CustomDataset', data_root=image_folder,
-        ann_file='meta/train.txt', data_prefix='train', pipeline=pipeline)
+        type='CustomDataset',
+        data_root=image_folder,
+        ann_file='meta/train.txt',
+        data_prefix='train',
+        pipeline=pipeline)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.train_cfg.max_epochs = 1
     return _train(cfg, work_dir)[:2]
@@ -121,23 +127,22 @@ def _finetune(tmp_path_factory, image_folder, name, pretrained, backbone,
 
 @pytest.fixture(scope='module')
 def swin_chain(tmp_path_factory, image_folder):
-    pretrained = _pretrain(tmp_path_factory, image_folder, PRETRAIN_SWIN,
-                           128)
+    pretrained = _pretrain(tmp_path_factory, image_folder, PRETRAIN_SWIN, 128)
     finetuned, path = _finetune(
         tmp_path_factory, image_folder,
         'swin-base-w7_8xb128-coslr-100e_in1k.py', pretrained,
-        dict(arch=SWIN_ARCH, img_size=112, pad_small_map=True),
-        SWIN_DIMS[-1], 112)
+        dict(arch=SWIN_ARCH, img_size=112,
+             pad_small_map=True), SWIN_DIMS[-1], 112)
     return _backbone(pretrained), _backbone(finetuned), path
 
 
 @pytest.fixture(scope='module')
 def vit_chain(tmp_path_factory, image_folder):
     pretrained = _pretrain(tmp_path_factory, image_folder, PRETRAIN_VIT, 64)
-    finetuned, path = _finetune(
-        tmp_path_factory, image_folder,
-        'vit-base-p16_8xb128-coslr-100e_in1k.py', pretrained,
-        dict(arch=VIT_ARCH, img_size=64), VIT_ARCH['embed_dims'], 64)
+    finetuned, path = _finetune(tmp_path_factory, image_folder,
+                                'vit-base-p16_8xb128-coslr-100e_in1k.py',
+                                pretrained, dict(arch=VIT_ARCH, img_size=64),
+                                VIT_ARCH['embed_dims'], 64)
     return _backbone(pretrained), _backbone(finetuned), path
 
 
@@ -206,19 +211,21 @@ def _train_and_test(cfg, tmp_path):
     test_cfg.custom_hooks = []
     config = tmp_path / 'test_config.py'
     test_cfg.dump(str(config))
-    tested = subprocess.run(
-        [
-            sys.executable,
-            str(TEST_PY),
-            str(config), last, '--work-dir',
-            str(tmp_path / 'test'), '--out',
-            str(tmp_path / 'predictions.pkl')
-        ],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1'),
-        capture_output=True,
-        text=True,
-        timeout=300)
+    tested = subprocess.run([
+        sys.executable,
+        str(TEST_PY),
+        str(config), last, '--work-dir',
+        str(tmp_path / 'test'), '--out',
+        str(tmp_path / 'predictions.pkl')
+    ],
+                            cwd=ROOT,
+                            env=dict(
+                                os.environ,
+                                PYTHONPATH=str(ROOT),
+                                OMP_NUM_THREADS='1'),
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert (tmp_path / 'predictions.pkl').stat().st_size > 0
     logged = sorted((tmp_path / 'test').glob('*/*.json'))
@@ -238,8 +245,10 @@ def _assert_fine_tuned(arrived, pretrained, finetuned, keys):
 def test_swin_chain_into_mask_rcnn(swin_chain, tmp_path, tmp_path_factory):
     pretrained, finetuned, path = swin_chain
     coco = make_coco_instances(
-        str(tmp_path_factory.mktemp('coco')), num_images=4,
-        image_size=(128, 96), num_classes=2)
+        str(tmp_path_factory.mktemp('coco')),
+        num_images=4,
+        image_size=(128, 96),
+        num_classes=2)
     cfg = detection_config(tmp_path / 'train', coco, path)
     arrived, metrics, _ = _train_and_test(cfg, tmp_path)
 
@@ -273,7 +282,8 @@ def test_swin_chain_into_mask_rcnn(swin_chain, tmp_path, tmp_path_factory):
 def test_vit_chain_into_upernet(vit_chain, tmp_path, tmp_path_factory):
     pretrained, finetuned, path = vit_chain
     ade = make_ade20k(
-        str(tmp_path_factory.mktemp('ade')), num_images=4,
+        str(tmp_path_factory.mktemp('ade')),
+        num_images=4,
         image_size=(128, 128))
     cfg = segmentation_config(tmp_path / 'train', ade, path)
     arrived, metrics, result = _train_and_test(cfg, tmp_path)
@@ -295,10 +305,11 @@ def test_vit_chain_into_upernet(vit_chain, tmp_path, tmp_path_factory):
     ])
     # Only BEiT's additions are new, and start as the reference starts them.
     new = set(arrived) - set(encoder)
-    assert {k.split('.', 2)[2] for k in new} == {
-        'attn.relative_position_bias_table', 'attn.relative_position_index',
-        'gamma_1', 'gamma_2'
-    }
+    assert {k.split('.', 2)[2]
+            for k in new} == {
+                'attn.relative_position_bias_table',
+                'attn.relative_position_index', 'gamma_1', 'gamma_2'
+            }
     for i in range(VIT_ARCH['num_layers']):
         table = arrived[f'layers.{i}.attn.relative_position_bias_table']
         assert table.shape == ((2 * 8 - 1)**2 + 3, 2)
@@ -328,8 +339,8 @@ def test_pretraining_checkpoints_still_load(task, tmp_path):
     128-px position embedding to the crop (its final norm is not used)."""
     swin = task == 'detection'
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        algorithm = PRETRAIN_MODELS.build(PRETRAIN_SWIN if swin else
-                                          PRETRAIN_VIT)
+        algorithm = PRETRAIN_MODELS.build(
+            PRETRAIN_SWIN if swin else PRETRAIN_VIT)
         algorithm.init_weights()
     path = str(tmp_path / 'pretrained.pth')
     torch.save(dict(state_dict=algorithm.state_dict()), path)
@@ -355,7 +366,8 @@ def test_pretraining_checkpoints_still_load(task, tmp_path):
         src, dst = pretrained[key], arrived[key]
         assert src.shape == (7 * 7, 2) and dst.shape == (13 * 13, 2)
         torch.testing.assert_close(
-            dst.view(13, 13, 2)[6, 6], src.view(7, 7, 2)[3, 3])
+            dst.view(13, 13, 2)[6, 6],
+            src.view(7, 7, 2)[3, 3])
     else:
         src, dst = pretrained['pos_embed'], arrived['pos_embed']
         assert src.shape == (1, 1 + 16, 64) and dst.shape == (1, 1 + 64, 64)

@@ -26,8 +26,8 @@ def test_hog_glyphs_follow_edges():
 def test_panel_layout_and_denormalize():
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
     rgb = np.random.RandomState(0).randint(0, 256, (2, 3, 32, 32))
-    norm = (rgb - np.reshape(mean, (1, 3, 1, 1))) / np.reshape(
-        std, (1, 3, 1, 1))
+    norm = (rgb - np.reshape(mean,
+                             (1, 3, 1, 1))) / np.reshape(std, (1, 3, 1, 1))
     back = denormalize(norm.astype(np.float32), mean, std)
     assert back.shape == (2, 32, 32, 3)
     assert np.abs(back.transpose(0, 3, 1, 2).astype(int) - rgb).max() <= 1

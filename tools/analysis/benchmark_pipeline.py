@@ -96,14 +96,12 @@ def build_pipelines(size: int) -> dict:
         crop_ratio_range=(0.2, 1.0),
         interpolation='bicubic')
     return {
-        'MMPretrain (pillow resize)': [
-            dict(type='LoadImageFromFile'),
-            dict(crop, backend='pillow')
-        ] + tail,
-        'MMPretrain (cv2 resize)': [
-            dict(type='LoadImageFromFile'),
-            dict(crop, backend='cv2')
-        ] + tail,
+        'MMPretrain (pillow resize)':
+        [dict(type='LoadImageFromFile'),
+         dict(crop, backend='pillow')] + tail,
+        'MMPretrain (cv2 resize)':
+        [dict(type='LoadImageFromFile'),
+         dict(crop, backend='cv2')] + tail,
         'DecodeRandomResizedCrop (fused)': [
             dict(
                 type='DecodeRandomResizedCrop',

@@ -41,8 +41,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import fastmim_mm  # noqa: F401
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MMPRETRAIN_CONFIGS = osp.join(osp.dirname(mmpretrain.__file__), '.mim',
-                              'configs')
+MMPRETRAIN_CONFIGS = osp.join(
+    osp.dirname(mmpretrain.__file__), '.mim', 'configs')
 
 # name: (config, input size, FastMIM model it is compared with)
 METHODS = {
@@ -54,18 +54,18 @@ METHODS = {
         ROOT, 'configs/fastmim/'
         'fastmim_swin-base-w4_8xb256-amp-coslr-400e_in1k-128px.py'), 128,
                            None),
-    'mae_vit-b@224': (osp.join(
-        MMPRETRAIN_CONFIGS,
-        'mae/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k.py'), 224,
-                      'fastmim_vit-b@128'),
-    'maskfeat_vit-b@224': (osp.join(
-        MMPRETRAIN_CONFIGS,
-        'maskfeat/maskfeat_vit-base-p16_8xb256-amp-coslr-300e_in1k.py'), 224,
-                           'fastmim_vit-b@128'),
+    'mae_vit-b@224':
+    (osp.join(MMPRETRAIN_CONFIGS,
+              'mae/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k.py'), 224,
+     'fastmim_vit-b@128'),
+    'maskfeat_vit-b@224':
+    (osp.join(MMPRETRAIN_CONFIGS,
+              'maskfeat/maskfeat_vit-base-p16_8xb256-amp-coslr-300e_in1k.py'),
+     224, 'fastmim_vit-b@128'),
     'simmim_swin-b@192': (osp.join(
         MMPRETRAIN_CONFIGS,
-        'simmim/simmim_swin-base-w6_8xb256-amp-coslr-100e_in1k-192px.py'),
-                          192, 'fastmim_swin-b@128'),
+        'simmim/simmim_swin-base-w6_8xb256-amp-coslr-100e_in1k-192px.py'), 192,
+                          'fastmim_swin-b@128'),
 }
 
 # What the issue asks this machine to show (speed ratio = FastMIM images/s
@@ -80,22 +80,35 @@ TARGETS = {
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
-    parser.add_argument('--batch', type=int, default=8,
-                        help='images per step for timing')
-    parser.add_argument('--mem-batch', type=int, default=32,
-                        help='images per step for peak memory')
-    parser.add_argument('--steps', type=int, default=3,
-                        help='timed rounds (after --warmup rounds)')
+    parser.add_argument(
+        '--batch', type=int, default=8, help='images per step for timing')
+    parser.add_argument(
+        '--mem-batch',
+        type=int,
+        default=32,
+        help='images per step for peak memory')
+    parser.add_argument(
+        '--steps',
+        type=int,
+        default=3,
+        help='timed rounds (after --warmup rounds)')
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--amp', action='store_true',
-                        help='autocast: bf16 where supported, else fp16')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile every model first')
-    parser.add_argument('--methods', default=','.join(METHODS),
-                        help='comma-separated subset of: ' +
-                        ', '.join(METHODS))
-    parser.add_argument('--no-memory', action='store_true',
-                        help='skip the peak-memory measurement')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='autocast: bf16 where supported, else fp16')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile every model first')
+    parser.add_argument(
+        '--methods',
+        default=','.join(METHODS),
+        help='comma-separated subset of: ' + ', '.join(METHODS))
+    parser.add_argument(
+        '--no-memory',
+        action='store_true',
+        help='skip the peak-memory measurement')
     parser.add_argument('--out-json', help='write the results here')
     parser.add_argument('--worker-memory', help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -136,15 +149,16 @@ class Method:
             torch.autocast(args.device, dtype=amp_dtype(args.device))
             if args.amp else nullcontext())
         self.mask_transform = next(
-            (TRANSFORMS.build(t)
-             for t in cfg.train_dataloader.dataset.pipeline
+            (TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline
              if t.type.endswith('MaskGenerator')), None)
         self.data = self.make_batch(batch)
 
     def make_batch(self, batch: int) -> dict:
         g = torch.Generator().manual_seed(0)
         inputs = torch.randint(
-            0, 256, (batch, 3, self.size, self.size), generator=g,
+            0,
+            256, (batch, 3, self.size, self.size),
+            generator=g,
             dtype=torch.uint8)
         samples = []
         for _ in range(batch):
@@ -205,7 +219,8 @@ def measure_memory(name: str, args) -> float:
         return peak
     cmd = [
         sys.executable, __file__, '--worker-memory', name, '--device', 'cpu',
-        '--mem-batch', str(args.mem_batch)
+        '--mem-batch',
+        str(args.mem_batch)
     ] + (['--amp'] if args.amp else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])['peak_mib']
@@ -248,9 +263,11 @@ def main():
             t = method.step()
             if r >= args.warmup:
                 times[name].append(t)
-        print(f'round {r + 1}/{args.warmup + args.steps}: ' + ', '.join(
-            f'{n} {times[n][-1] if times[n] else t:.2f}s' for n in names),
-              flush=True)
+        print(
+            f'round {r + 1}/{args.warmup + args.steps}: ' +
+            ', '.join(f'{n} {times[n][-1] if times[n] else t:.2f}s'
+                      for n in names),
+            flush=True)
     overhead = {
         n: fastmim_overhead(m, args.steps)
         for n, m in methods.items() if n.startswith('fastmim')
@@ -287,16 +304,23 @@ def main():
                 row['fastmim_memory_ratio'] = ref['peak_mib'] / \
                     row['peak_mib']
 
-    device = (torch.cuda.get_device_name() if args.device == 'cuda' else
-              f'CPU, {torch.get_num_threads()} threads')
+    device = (
+        torch.cuda.get_device_name() if args.device == 'cuda' else
+        f'CPU, {torch.get_num_threads()} threads')
     print(render_table(results, args, device))
     if args.out_json:
         with open(args.out_json, 'w') as f:
             json.dump(
-                dict(device=device, batch=args.batch,
-                     mem_batch=args.mem_batch, steps=args.steps,
-                     amp=args.amp, compile=args.compile, results=results),
-                f, indent=2)
+                dict(
+                    device=device,
+                    batch=args.batch,
+                    mem_batch=args.mem_batch,
+                    steps=args.steps,
+                    amp=args.amp,
+                    compile=args.compile,
+                    results=results),
+                f,
+                indent=2)
         print(f'wrote {args.out_json}')
 
 

@@ -93,21 +93,57 @@ TIME_REFERENCE = 'hog16'
 # long: the scratch arm is also fine-tuned `long` times longer (pre-training
 # and fine-tuning seed 0), to show how far from converged scratch is.
 PRESETS = {
-    'smoke': dict(
+    'smoke':
+    dict(
         arms=['scratch', 'hog16', 'hog32-time', 'pixel32', 'mae32-time'],
-        pt_seeds=[0], ft_seeds=[0], iters=3, batch=16, rounds=1,
-        knn_train=200, knn_test=100, labels=2, ft_batch=10, ft_iters=4,
-        ft_val=2, curve_test=50, ft_test=100, long=2),
-    'quick': dict(
+        pt_seeds=[0],
+        ft_seeds=[0],
+        iters=3,
+        batch=16,
+        rounds=1,
+        knn_train=200,
+        knn_test=100,
+        labels=2,
+        ft_batch=10,
+        ft_iters=4,
+        ft_val=2,
+        curve_test=50,
+        ft_test=100,
+        long=2),
+    'quick':
+    dict(
         arms=['scratch', 'hog16', 'hog32-time', 'mae32-time'],
-        pt_seeds=[0], ft_seeds=[0], iters=100, batch=128, rounds=3,
-        knn_train=20000, knn_test=None, labels=100, ft_batch=None,
-        ft_iters=400, ft_val=100, curve_test=1000, ft_test=None, long=0),
-    'full': dict(
-        arms=list(ARMS), pt_seeds=[0, 1], ft_seeds=[0, 1], iters=200,
-        batch=128, rounds=5, knn_train=None, knn_test=None, labels=100,
-        ft_batch=None, ft_iters=800, ft_val=100, curve_test=1000,
-        ft_test=None, long=3),
+        pt_seeds=[0],
+        ft_seeds=[0],
+        iters=100,
+        batch=128,
+        rounds=3,
+        knn_train=20000,
+        knn_test=None,
+        labels=100,
+        ft_batch=None,
+        ft_iters=400,
+        ft_val=100,
+        curve_test=1000,
+        ft_test=None,
+        long=0),
+    'full':
+    dict(
+        arms=list(ARMS),
+        pt_seeds=[0, 1],
+        ft_seeds=[0, 1],
+        iters=200,
+        batch=128,
+        rounds=5,
+        knn_train=None,
+        knn_test=None,
+        labels=100,
+        ft_batch=None,
+        ft_iters=800,
+        ft_val=100,
+        curve_test=1000,
+        ft_test=None,
+        long=3),
 }
 
 
@@ -123,10 +159,12 @@ def parse_args(argv=None):
         f'default: {DEBIAN_DIR}, from the Debian package {DEBIAN_PACKAGE}, '
         'installed with apt-get if missing and running as root')
     parser.add_argument(
-        '--data-dir', default='data/fashion_mnist',
+        '--data-dir',
+        default='data/fashion_mnist',
         help='where the un-gzipped IDX files are written')
     parser.add_argument(
-        '--device', choices=['cpu', 'cuda'],
+        '--device',
+        choices=['cpu', 'cuda'],
         default='cuda' if torch.cuda.is_available() else 'cpu')
     return parser.parse_args(argv)
 
@@ -186,7 +224,8 @@ def prepare_data(idx_dir, data_dir: str) -> str:
             log(f'installing the Debian package {DEBIAN_PACKAGE}')
             proc = subprocess.run(
                 ['apt-get', 'install', '-y', '-q', DEBIAN_PACKAGE],
-                capture_output=True, text=True)
+                capture_output=True,
+                text=True)
             if proc.returncode != 0:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()
                 fail(f'apt-get install {DEBIAN_PACKAGE} failed '
@@ -198,8 +237,9 @@ def prepare_data(idx_dir, data_dir: str) -> str:
         fail(f'--idx-dir {idx_dir}: {", ".join(missing)} missing (.gz or '
              'not); the folder needs the four Fashion-MNIST IDX files.')
     for split in ('train', 't10k'):
-        images, labels = (found[f'{split}-{kind}'] for kind in
-                          ('images-idx3-ubyte', 'labels-idx1-ubyte'))
+        images, labels = (
+            found[f'{split}-{kind}']
+            for kind in ('images-idx3-ubyte', 'labels-idx1-ubyte'))
         if idx_count(images) < 1 or idx_count(images) != idx_count(labels):
             fail(f'{images} and {labels} are not a pair of IDX files with '
                  'as many images as labels.')
@@ -282,7 +322,10 @@ class Recorder(Hook):
     def after_train(self, runner):
         self.seconds = time.perf_counter() - self.start
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         if outputs and 'loss' in outputs:
             self.losses.append(float(outputs['loss']))
@@ -351,8 +394,10 @@ def calibrate(args, preset: dict) -> dict:
     the equal-time arms are compared with, timed in interleaved rounds on
     in-memory images; the minimum over rounds, which other load on the
     machine inflates least."""
-    names = sorted({ARMS[a][0] for a in preset['arms']
-                    if ARMS[a][1] == 'time'} | {ARMS[TIME_REFERENCE][0]})
+    names = sorted(
+        {ARMS[a][0]
+         for a in preset['arms'] if ARMS[a][1] == 'time'}
+        | {ARMS[TIME_REFERENCE][0]})
     log(f'calibrating the step time of {len(names)} pre-training configs')
     torch.manual_seed(0)
     methods = {}
@@ -362,8 +407,8 @@ def calibrate(args, preset: dict) -> dict:
         optim = build_optim_wrapper(model, cfg.optim_wrapper)
         size = cfg.model.backbone.img_size
         data = dict(
-            inputs=torch.randint(0, 256, (preset['batch'], 1, size, size),
-                                 dtype=torch.uint8),
+            inputs=torch.randint(
+                0, 256, (preset['batch'], 1, size, size), dtype=torch.uint8),
             data_samples=None)
         methods[name] = (model, optim, data)
     times = {name: [] for name in names}
@@ -379,9 +424,13 @@ def calibrate(args, preset: dict) -> dict:
             if r:  # the first round warms up
                 times[name].append((time.perf_counter() - start) / 2)
     record = dict(
-        batch=preset['batch'], device=args.device,
+        batch=preset['batch'],
+        device=args.device,
         os_load_average=os.getloadavg()[0],
-        step_s={n: min(t) for n, t in times.items()},
+        step_s={
+            n: min(t)
+            for n, t in times.items()
+        },
         step_s_rounds=times)
     write_json(osp.join(args.work_dir, 'calibration.json'), record)
     return record
@@ -408,9 +457,13 @@ def run_pretrain(args, arm, seed, iters, preset) -> dict:
         os.makedirs(work_dir, exist_ok=True)
         ckpt = osp.join(work_dir, 'init.pth')
         torch.save(dict(state_dict=model.state_dict()), ckpt)
-        return dict(checkpoint=osp.relpath(ckpt, args.work_dir), iters=0,
-                    epochs=0., seconds=0.,
-                    images_per_s=None, final_loss=None)
+        return dict(
+            checkpoint=osp.relpath(ckpt, args.work_dir),
+            iters=0,
+            epochs=0.,
+            seconds=0.,
+            images_per_s=None,
+            final_loss=None)
     cfg = load_config(config, work_dir, args.data_dir, seed)
     cfg.train_dataloader.batch_size = preset['batch']
     set_iters(cfg, iters)
@@ -424,9 +477,11 @@ def run_pretrain(args, arm, seed, iters, preset) -> dict:
     images = iters * preset['batch']
     tail = recorder.losses[-max(1, iters // 10):]
     return dict(
-        checkpoint=osp.relpath(ckpt, args.work_dir), iters=iters,
+        checkpoint=osp.relpath(ckpt, args.work_dir),
+        iters=iters,
         epochs=images / len(runner.train_dataloader.dataset),
-        seconds=seconds, images_per_s=images / seconds,
+        seconds=seconds,
+        images_per_s=images / seconds,
         final_loss=sum(tail) / len(tail))
 
 
@@ -453,12 +508,11 @@ def classifier_config(args, arm, pretrain, work_dir, seed):
 
 @torch.no_grad()
 def features(model, cfg, split: str, limit, device) -> tuple:
-    dataset = dict(cfg.val_dataloader.dataset, split=split,
-                   test_mode=split == 'test')
+    dataset = dict(
+        cfg.val_dataloader.dataset, split=split, test_mode=split == 'test')
     if limit is not None:
         dataset['indices'] = limit
-    loader = Runner.build_dataloader(dict(cfg.val_dataloader,
-                                          dataset=dataset))
+    loader = Runner.build_dataloader(dict(cfg.val_dataloader, dataset=dataset))
     feats, labels = [], []
     for batch in loader:
         data = model.data_preprocessor(batch, False)
@@ -493,15 +547,16 @@ def run_knn(args, arm, seed, pretrain, preset) -> dict:
     train = features(model, cfg, 'train', preset['knn_train'], args.device)
     test = features(model, cfg, 'test', preset['knn_test'], args.device)
     accuracy = knn_accuracy(*train, *test)
-    return dict(accuracy=accuracy, train_images=len(train[0]),
-                test_images=len(test[0]),
-                seconds=time.perf_counter() - start)
+    return dict(
+        accuracy=accuracy,
+        train_images=len(train[0]),
+        test_images=len(test[0]),
+        seconds=time.perf_counter() - start)
 
 
 def run_finetune(args, arm, seed, unit, pretrain, settings, labelled):
     work_dir = osp.join(args.work_dir, 'runs', arm, f'pt{seed}', unit)
-    cfg = classifier_config(args, arm, pretrain, work_dir,
-                            settings['ft_seed'])
+    cfg = classifier_config(args, arm, pretrain, work_dir, settings['ft_seed'])
     cfg.train_dataloader.dataset.indices = labelled
     if settings['ft_batch']:
         cfg.train_dataloader.batch_size = settings['ft_batch']
@@ -520,10 +575,13 @@ def run_finetune(args, arm, seed, unit, pretrain, settings, labelled):
             os.remove(osp.join(work_dir, name))
     losses = recorder.losses
     return dict(
-        accuracy=accuracy, curve=recorder.curve,
+        accuracy=accuracy,
+        curve=recorder.curve,
         # training loss, mean per 20 iterations (an epoch of 1,000 labels)
-        train_loss=[statistics.mean(losses[i:i + 20])
-                    for i in range(0, len(losses), 20)],
+        train_loss=[
+            statistics.mean(losses[i:i + 20])
+            for i in range(0, len(losses), 20)
+        ],
         seconds=recorder.seconds)
 
 
@@ -541,41 +599,55 @@ def aggregate(args, preset, records, calibration, labelled, seconds):
     arms = {}
     for arm in preset['arms']:
         config, budget, label = ARMS[arm]
-        runs = [records[arm][s] for s in preset['pt_seeds']
-                if s in records[arm]]
+        runs = [
+            records[arm][s] for s in preset['pt_seeds'] if s in records[arm]
+        ]
         knn = [r['knn']['accuracy'] for r in runs]
-        fts = [f for r in runs for u, f in r['finetune'].items()
-               if u != 'ft-long']
+        fts = [
+            f for r in runs for u, f in r['finetune'].items() if u != 'ft-long'
+        ]
         ft = [f['accuracy'] for f in fts]
         curve = [[it, statistics.mean(f['curve'][i][1] for f in fts)]
                  for i, (it, _) in enumerate(fts[0]['curve'])] if fts else []
-        long = [r['finetune']['ft-long'] for r in runs
-                if 'ft-long' in r['finetune']]
+        long = [
+            r['finetune']['ft-long'] for r in runs
+            if 'ft-long' in r['finetune']
+        ]
         pre = [r['pretrain'] for r in runs]
         arms[arm] = dict(
-            label=label, config=config, budget=budget,
+            label=label,
+            config=config,
+            budget=budget,
             iters=pre[0]['iters'] if pre else None,
             epochs=pre[0]['epochs'] if pre else None,
             pretrain_seconds=[p['seconds'] for p in pre],
             images_per_s=[p['images_per_s'] for p in pre],
             final_loss=[p['final_loss'] for p in pre],
-            knn=knn, knn_mean_std=mean_std(knn),
-            finetune=ft, finetune_mean_std=mean_std(ft),
+            knn=knn,
+            knn_mean_std=mean_std(knn),
+            finetune=ft,
+            finetune_mean_std=mean_std(ft),
             finetune_curve_mean=curve,
             long_schedule=dict(
                 iters=long[0]['settings']['ft_iters'],
-                accuracy=long[0]['accuracy'], curve=long[0]['curve'])
-            if long else None,
-            runs={str(s): records[arm][s] for s in preset['pt_seeds']
-                  if s in records[arm]})
+                accuracy=long[0]['accuracy'],
+                curve=long[0]['curve']) if long else None,
+            runs={
+                str(s): records[arm][s]
+                for s in preset['pt_seeds'] if s in records[arm]
+            })
     return dict(
-        preset=args.preset, settings=preset,
+        preset=args.preset,
+        settings=preset,
         machine=dict(
-            cpus=os.cpu_count(), torch_threads=torch.get_num_threads(),
+            cpus=os.cpu_count(),
+            torch_threads=torch.get_num_threads(),
             device=args.device,
-            gpu=torch.cuda.get_device_name() if args.device == 'cuda'
-            else None, torch=torch.__version__),
-        study_seconds=seconds, calibration=calibration,
+            gpu=torch.cuda.get_device_name()
+            if args.device == 'cuda' else None,
+            torch=torch.__version__),
+        study_seconds=seconds,
+        calibration=calibration,
         evaluation=dict(
             knn=f'k={KNN_K}, cosine, weights exp(sim/{KNN_T}), mean-pooled '
             'patch tokens after the final norm, frozen encoder, 32 px, '
@@ -604,13 +676,12 @@ def write_table(results: dict, path: str) -> None:
     for arm, r in results['arms'].items():
         secs = mean_std(r['pretrain_seconds'])[0]
         ips = [x for x in r['images_per_s'] if x]
-        lines.append(
-            f'| {r["label"]} | '
-            + (f'{r["iters"]} ({r["epochs"]:.2f})' if r['iters'] else '-')
-            + ' | ' + (f'{secs:.0f}' if secs else '-')
-            + ' | ' + (f'{statistics.mean(ips):.0f}' if ips else '-')
-            + f' | {fmt(r["knn_mean_std"], len(r["knn"]))}'
-            f' | {fmt(r["finetune_mean_std"], len(r["finetune"]))} |')
+        lines.append(f'| {r["label"]} | ' + (
+            f'{r["iters"]} ({r["epochs"]:.2f})' if r['iters'] else '-') +
+                     ' | ' + (f'{secs:.0f}' if secs else '-') + ' | ' +
+                     (f'{statistics.mean(ips):.0f}' if ips else '-') +
+                     f' | {fmt(r["knn_mean_std"], len(r["knn"]))}'
+                     f' | {fmt(r["finetune_mean_std"], len(r["finetune"]))} |')
     m = results['machine']
     lines += [
         '',
@@ -635,8 +706,11 @@ def write_plot(results: dict, path: str) -> None:
         colour = colours[i % len(colours)]
         for seed, run in r['runs'].items():
             x = run['pretrain']['seconds']
-            axes[0].scatter(x, run['knn']['accuracy'], color=colour,
-                            label=r['label'] if seed == '0' else None)
+            axes[0].scatter(
+                x,
+                run['knn']['accuracy'],
+                color=colour,
+                label=r['label'] if seed == '0' else None)
             for unit, ft in run['finetune'].items():
                 if unit != 'ft-long':
                     axes[1].scatter(x, ft['accuracy'], color=colour)
@@ -645,19 +719,26 @@ def write_plot(results: dict, path: str) -> None:
             axes[2].plot(its, accs, marker='.', color=colour)
         if r['long_schedule']:
             its, accs = zip(*r['long_schedule']['curve'])
-            axes[2].plot(its, accs, linestyle='--', color=colour,
-                         label=f'{r["label"]}, '
-                         f'{r["long_schedule"]["iters"]} iterations')
-    axes[0].set(title='kNN (frozen encoder)',
-                xlabel='pre-training wall-clock (s)',
-                ylabel='test top-1 (%)')
+            axes[2].plot(
+                its,
+                accs,
+                linestyle='--',
+                color=colour,
+                label=f'{r["label"]}, '
+                f'{r["long_schedule"]["iters"]} iterations')
+    axes[0].set(
+        title='kNN (frozen encoder)',
+        xlabel='pre-training wall-clock (s)',
+        ylabel='test top-1 (%)')
     labels = len(results['evaluation']['labelled_indices'])
-    axes[1].set(title=f'fine-tuned on {labels:,} labels',
-                xlabel='pre-training wall-clock (s)',
-                ylabel='test top-1 (%)')
-    axes[2].set(title='fine-tuning (mean over seeds)',
-                xlabel='fine-tuning iteration',
-                ylabel='top-1 (%), first test images')
+    axes[1].set(
+        title=f'fine-tuned on {labels:,} labels',
+        xlabel='pre-training wall-clock (s)',
+        ylabel='test top-1 (%)')
+    axes[2].set(
+        title='fine-tuning (mean over seeds)',
+        xlabel='fine-tuning iteration',
+        ylabel='top-1 (%), first test images')
     for ax in axes:
         ax.grid(alpha=.3)
     fig.legend(loc='lower center', ncol=4, frameon=False)
@@ -720,23 +801,28 @@ def unit_settings(arm, seed, preset, calibration):
         return None
     iters = 0 if ARMS[arm][0] is None else \
         pretrain_iters(arm, preset, calibration)
-    pt = dict(config=ARMS[arm][0], iters=iters, batch=preset['batch'],
-              seed=seed)
+    pt = dict(
+        config=ARMS[arm][0], iters=iters, batch=preset['batch'], seed=seed)
     settings = dict(
         pretrain=pt,
-        knn=dict(pt, knn_train=preset['knn_train'],
-                 knn_test=preset['knn_test']))
+        knn=dict(
+            pt, knn_train=preset['knn_train'], knn_test=preset['knn_test']))
     for f in preset['ft_seeds']:
         settings[f'ft{f}'] = dict(
-            pt, ft_seed=f, labels=preset['labels'],
-            ft_batch=preset['ft_batch'], ft_iters=preset['ft_iters'],
-            ft_val=preset['ft_val'], curve_test=preset['curve_test'],
+            pt,
+            ft_seed=f,
+            labels=preset['labels'],
+            ft_batch=preset['ft_batch'],
+            ft_iters=preset['ft_iters'],
+            ft_val=preset['ft_val'],
+            curve_test=preset['curve_test'],
             ft_test=preset['ft_test'])
     if arm == 'scratch' and seed == preset['pt_seeds'][0] and \
             preset['long']:
         first = settings[f'ft{preset["ft_seeds"][0]}']
         settings['ft-long'] = dict(
-            first, ft_iters=first['ft_iters'] * preset['long'],
+            first,
+            ft_iters=first['ft_iters'] * preset['long'],
             ft_val=first['ft_val'] * preset['long'])
     return settings
 
@@ -757,17 +843,17 @@ def cached_units(args, cache, arm, seed, settings) -> dict:
 def plan(progress, preset, arm, settings, cached) -> None:
     config = ARMS[arm][0]
     if settings is None:  # an equal-time arm costs what its reference does
-        progress.plan('pretrain',
-                      (ARMS[TIME_REFERENCE][0], preset['iters']))
+        progress.plan('pretrain', (ARMS[TIME_REFERENCE][0], preset['iters']))
         progress.plan('knn')
         progress.plan('finetune', len(preset['ft_seeds']))
         return
     if cached['pretrain'] is None and config is not None:
         progress.plan('pretrain', (config, settings['pretrain']['iters']))
     progress.plan('knn', cached['knn'] is None)
-    progress.plan('finetune', sum(
-        settings[u]['ft_iters'] / preset['ft_iters']
-        for u in settings if u.startswith('ft') and cached[u] is None))
+    progress.plan(
+        'finetune',
+        sum(settings[u]['ft_iters'] / preset['ft_iters'] for u in settings
+            if u.startswith('ft') and cached[u] is None))
 
 
 def main(argv=None):
@@ -797,8 +883,10 @@ def main(argv=None):
             plan(progress, preset, arm, settings, cached)
             units.append((arm, seed, settings, cached))
 
-    run_preset = dict(preset, knn_train=subset(preset['knn_train']),
-                      knn_test=subset(preset['knn_test']))
+    run_preset = dict(
+        preset,
+        knn_train=subset(preset['knn_train']),
+        knn_test=subset(preset['knn_test']))
     records = {arm: {} for arm in preset['arms']}
     for i, (arm, seed, settings, cached) in enumerate(units):
         config = ARMS[arm][0]
@@ -819,11 +907,9 @@ def main(argv=None):
             iters = settings['pretrain']['iters']
             log(f'  pre-training {arm} seed {seed}: {iters} iterations')
             pretrain = cache.put(arm, seed, 'pretrain', settings['pretrain'],
-                                 run_pretrain(args, arm, seed, iters,
-                                              preset))
+                                 run_pretrain(args, arm, seed, iters, preset))
             if config is not None:
-                progress.done('pretrain', pretrain['seconds'],
-                              (config, iters))
+                progress.done('pretrain', pretrain['seconds'], (config, iters))
         knn = cached['knn']
         if knn is None:
             log(f'  computing kNN for {arm} seed {seed}: {progress.line()}')

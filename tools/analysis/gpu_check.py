@@ -37,15 +37,16 @@ from mmpretrain.registry import MODELS
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from fastmim_mm.datasets import (make_ade20k,  # noqa: E402
-                                 make_coco_instances, make_imagenet_folder,
-                                 photo_like_image)
-from fastmim_mm.datasets.synthetic_downstream import \
-    coco_class_names  # noqa: E402
+# isort: off
 from fastmim_mm.compat.mmcv_ops import (  # noqa: E402
     mmcv_has_cuda_ops, route_mmcv_ops_to_torchvision)
-from fastmim_mm.testing import (shrink_detection_config,  # noqa: E402
-                                shrink_segmentation_config)
+from fastmim_mm.datasets import (  # noqa: E402
+    make_ade20k, make_coco_instances, make_imagenet_folder, photo_like_image)
+from fastmim_mm.datasets.synthetic_downstream import \
+    coco_class_names  # noqa: E402
+from fastmim_mm.testing import (  # noqa: E402
+    shrink_detection_config, shrink_segmentation_config)
+# isort: on
 
 CONFIGS = osp.join(ROOT, 'configs', 'fastmim')
 DET = osp.join(
@@ -54,8 +55,8 @@ DET = osp.join(
     '8xb4-lsj-scp-3x_coco.py')
 SEG = osp.join(CONFIGS, 'benchmarks', 'mmsegmentation',
                'upernet_fastmim-vit-base-p16_8xb2-160k_ade20k-512x512.py')
-PRETRAIN = osp.join(CONFIGS,
-                    'fastmim_vit-base-p16_8xb512-amp-coslr-800e_in1k-128px.py')
+PRETRAIN = osp.join(
+    CONFIGS, 'fastmim_vit-base-p16_8xb512-amp-coslr-800e_in1k-128px.py')
 PRETRAIN_GPU_DECODE = PRETRAIN[:-3] + '_gpu-decode.py'
 DEMO = osp.join(CONFIGS, 'fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.py')
 
@@ -63,23 +64,41 @@ DEMO = osp.join(CONFIGS, 'fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.py')
 # CPU (the same code paths, in about a minute).
 PROFILES = dict(
     cuda=dict(
-        coco_images=16, coco_size=(640, 480), ade_images=16,
-        ade_size=(683, 512), seg_iters=8, workers=16,
-        jpeg_unique=1024, e2e_batch=512, e2e_iters=30, e2e_warmup=8,
-        bench=['--batch', '128', '--mem-batch', '128', '--steps', '10',
-               '--warmup', '2'],
+        coco_images=16,
+        coco_size=(640, 480),
+        ade_images=16,
+        ade_size=(683, 512),
+        seg_iters=8,
+        workers=16,
+        jpeg_unique=1024,
+        e2e_batch=512,
+        e2e_iters=30,
+        e2e_warmup=8,
+        bench=[
+            '--batch', '128', '--mem-batch', '128', '--steps', '10',
+            '--warmup', '2'
+        ],
         bare=['--steps', '8', '--warmup', '2']),
     cpu=dict(
-        coco_images=2, coco_size=(128, 96), ade_images=2,
-        ade_size=(128, 128), seg_iters=1, workers=2,
-        jpeg_unique=16, e2e_batch=2, e2e_iters=4, e2e_warmup=1,
-        bench=['--batch', '1', '--steps', '1', '--warmup', '0',
-               '--no-memory', '--methods', 'fastmim_vit-b@128,'
-               'mae_vit-b@224'],
+        coco_images=2,
+        coco_size=(128, 96),
+        ade_images=2,
+        ade_size=(128, 128),
+        seg_iters=1,
+        workers=2,
+        jpeg_unique=16,
+        e2e_batch=2,
+        e2e_iters=4,
+        e2e_warmup=1,
+        bench=[
+            '--batch', '1', '--steps', '1', '--warmup', '0', '--no-memory',
+            '--methods', 'fastmim_vit-b@128,'
+            'mae_vit-b@224'
+        ],
         bare=['--steps', '1', '--warmup', '0']))
 
-TINY_VIT = dict(embed_dims=64, num_layers=4, num_heads=2,
-                feedforward_channels=128)
+TINY_VIT = dict(
+    embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
 TINY_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
 
 
@@ -87,15 +106,22 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', choices=['cuda', 'cpu'], default='cuda')
     parser.add_argument('--work-dir', help='default: a temporary folder')
-    parser.add_argument('--out', help='also write the table (.md), the '
-                        'results (.json) and the logs (.tar.gz) here')
-    parser.add_argument('--budget', type=float, default=540,
-                        help='seconds for all steps; a step that would '
-                        'start later is skipped')
-    parser.add_argument('--setup-seconds', type=float,
-                        help='time gpu_check.sh spent installing')
-    parser.add_argument('--skip', default='',
-                        help='comma-separated steps to leave out')
+    parser.add_argument(
+        '--out',
+        help='also write the table (.md), the '
+        'results (.json) and the logs (.tar.gz) here')
+    parser.add_argument(
+        '--budget',
+        type=float,
+        default=540,
+        help='seconds for all steps; a step that would '
+        'start later is skipped')
+    parser.add_argument(
+        '--setup-seconds',
+        type=float,
+        help='time gpu_check.sh spent installing')
+    parser.add_argument(
+        '--skip', default='', help='comma-separated steps to leave out')
     return parser.parse_args(argv)
 
 
@@ -119,9 +145,10 @@ class Check:
     def row(self, step, status, result, seconds=None):
         self.rows.append(
             dict(step=step, status=status, result=result, seconds=seconds))
-        print(f'[gpu_check] {step}: {status}, {result}'
-              + ('' if seconds is None else f' ({seconds:.1f} s)'),
-              flush=True)
+        print(
+            f'[gpu_check] {step}: {status}, {result}' +
+            ('' if seconds is None else f' ({seconds:.1f} s)'),
+            flush=True)
 
     def run(self, name, cmd, timeout):
         """Run ``cmd``, its output into ``work/name.log``; return
@@ -129,13 +156,17 @@ class Check:
         log = osp.join(self.work, f'{name}.log')
         start = time.perf_counter()
         # No step may run far past the budget.
-        timeout = max(60, min(timeout, self.args.budget + 30 -
-                              (start - self.start)))
+        timeout = max(
+            60, min(timeout, self.args.budget + 30 - (start - self.start)))
         with open(log, 'w') as f:
             try:
                 rc = subprocess.run(
-                    cmd, cwd=ROOT, env=self.env, stdout=f,
-                    stderr=subprocess.STDOUT, timeout=timeout).returncode
+                    cmd,
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout).returncode
             except subprocess.TimeoutExpired:
                 rc = 'timeout'
         seconds = time.perf_counter() - start
@@ -147,8 +178,11 @@ class Check:
         """tools/train.py with ``--cfg-options``; returns (rc, seconds,
         tail, work_dir)."""
         work_dir = osp.join(self.work, name)
-        cmd = [self.python, osp.join(ROOT, 'tools', 'train.py'), config,
-               '--work-dir', work_dir, *extra]
+        cmd = [
+            self.python,
+            osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+            work_dir, *extra
+        ]
         if options:
             cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in options]
         return (*self.run(name, cmd, timeout), work_dir)
@@ -174,8 +208,8 @@ class Check:
         labels = torch.randint(0, 5, (2000, ), generator=g)
         feats = torch.randn(2, 16, 50, 60, generator=g, dtype=torch.float64)
         rois = torch.cat([
-            torch.randint(0, 2, (300, 1), generator=g).double(),
-            boxes[:300] / 8
+            torch.randint(0, 2,
+                          (300, 1), generator=g).double(), boxes[:300] / 8
         ], 1)
         layer = RoIAlign((7, 7), 1.0, sampling_ratio=0, aligned=True)
 
@@ -207,8 +241,8 @@ class Check:
 
     # ------------------------------------------------------------ transfer
     def _scalars(self, work_dir):
-        files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json')))
+        files = sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
         if not files:
             return [], []
         with open(files[-1]) as f:
@@ -248,8 +282,10 @@ class Check:
     def detection(self):
         p = self.p
         root = make_coco_instances(
-            osp.join(self.work, 'coco'), num_images=p['coco_images'],
-            image_size=p['coco_size'], num_classes=80)
+            osp.join(self.work, 'coco'),
+            num_images=p['coco_images'],
+            image_size=p['coco_size'],
+            num_classes=80)
         cfg = Config.fromfile(DET)
         classes = coco_class_names(80)
         train = cfg.train_dataloader
@@ -263,8 +299,8 @@ class Check:
         test.num_workers = test_workers
         test.persistent_workers = False
         cfg.val_dataloader = test
-        cfg.test_evaluator.ann_file = osp.join(
-            root, 'annotations', 'instances_val2017.json')
+        cfg.test_evaluator.ann_file = osp.join(root, 'annotations',
+                                               'instances_val2017.json')
         cfg.val_evaluator = cfg.test_evaluator
         cfg.val_cfg = dict(type='ValLoop')
         cfg.train_cfg = dict(
@@ -278,15 +314,15 @@ class Check:
             'mask_rcnn', config, self._common_options(), timeout=240)
         val_iters = p['coco_images']  # batch 1 in the test loader
         size = cfg.model.data_preprocessor.batch_augments[0].size[0]
-        self._transfer_row(
-            f'Mask R-CNN Swin-B, COCO config ({size} px LSJ)', rc,
-            seconds, tail, work_dir,
-            ['coco/bbox_mAP', 'coco/segm_mAP'], val_iters)
+        self._transfer_row(f'Mask R-CNN Swin-B, COCO config ({size} px LSJ)',
+                           rc, seconds, tail, work_dir,
+                           ['coco/bbox_mAP', 'coco/segm_mAP'], val_iters)
 
     def segmentation(self):
         p = self.p
         root = make_ade20k(
-            osp.join(self.work, 'ade'), num_images=p['ade_images'],
+            osp.join(self.work, 'ade'),
+            num_images=p['ade_images'],
             image_size=p['ade_size'])
         cfg = Config.fromfile(SEG)
         for key in ('train_dataloader', 'test_dataloader'):
@@ -307,19 +343,19 @@ class Check:
         cfg.dump(config)
         rc, seconds, tail, work_dir = self.train(
             'upernet', config, self._common_options(), timeout=180)
-        self._transfer_row('UperNet ViT-B, ADE20K config (512 px crops)'
-                           if self.args.device == 'cuda' else
-                           'UperNet ViT-B, ADE20K config (tiny)', rc,
-                           seconds, tail, work_dir, ['mIoU', 'aAcc'],
-                           p['ade_images'])
+        self._transfer_row(
+            'UperNet ViT-B, ADE20K config (512 px crops)' if self.args.device
+            == 'cuda' else 'UperNet ViT-B, ADE20K config (tiny)', rc, seconds,
+            tail, work_dir, ['mIoU', 'aAcc'], p['ade_images'])
 
     # ---------------------------------------------------------- pre-training
     def benchmark(self):
         out = osp.join(self.work, 'benchmark.json')
-        cmd = [self.python,
-               osp.join(ROOT, 'tools', 'analysis', 'benchmark_pretrain.py'),
-               '--device', self.args.device, '--out-json', out,
-               *self.p['bench']]
+        cmd = [
+            self.python,
+            osp.join(ROOT, 'tools', 'analysis', 'benchmark_pretrain.py'),
+            '--device', self.args.device, '--out-json', out, *self.p['bench']
+        ]
         if self.args.device == 'cuda':
             cmd.append('--amp')
         rc, seconds, tail = self.run('benchmark_pretrain', cmd, timeout=240)
@@ -330,9 +366,11 @@ class Check:
         with open(out) as f:
             bench = json.load(f)
         for name, r in bench['results'].items():
-            parts = [f'{_rate(r["images_per_s"])} images/s (batch '
-                     f'{bench["batch"]}, amp={bench["amp"]})',
-                     f'{r["gflops_per_image"]:.1f} GFLOPs/img']
+            parts = [
+                f'{_rate(r["images_per_s"])} images/s (batch '
+                f'{bench["batch"]}, amp={bench["amp"]})',
+                f'{r["gflops_per_image"]:.1f} GFLOPs/img'
+            ]
             if r.get('peak_mib'):
                 parts.append(f'peak {r["peak_mib"]:.0f} MiB (batch '
                              f'{bench["mem_batch"]})')
@@ -356,8 +394,8 @@ class Check:
         os.makedirs(folder, exist_ok=True)
         os.makedirs(osp.join(root, 'meta'), exist_ok=True)
         with multiprocessing.Pool(min(p['workers'], os.cpu_count())) as pool:
-            pool.starmap(_write_jpeg, [(folder, i)
-                                       for i in range(p['jpeg_unique'])])
+            pool.starmap(_write_jpeg,
+                         [(folder, i) for i in range(p['jpeg_unique'])])
         needed = p['e2e_batch'] * p['e2e_iters']
         with open(osp.join(root, 'meta', 'train.txt'), 'w') as f:
             for i in range(needed):
@@ -390,11 +428,14 @@ class Check:
         config = PRETRAIN_GPU_DECODE if gpu_decode else PRETRAIN
         extra = ['--amp'] if self.args.device == 'cuda' else []
         rc, seconds, tail, work_dir = self.train(
-            name, config, self._pretrain_options(root), timeout=180,
+            name,
+            config,
+            self._pretrain_options(root),
+            timeout=180,
             extra=extra)
         train, _ = self._scalars(work_dir)
-        where = ('GPU (nvJPEG)' if self.args.device == 'cuda' else
-                 'device (CPU form)')
+        where = ('GPU (nvJPEG)'
+                 if self.args.device == 'cuda' else 'device (CPU form)')
         step = ('FastMIM ViT-B@128 end to end, decoding on ' +
                 (where if gpu_decode else 'CPU workers') +
                 f', {p["workers"]} workers')
@@ -426,8 +467,9 @@ class Check:
         ])
         preprocessor = MODELS.build(cfg.model.data_preprocessor).to(
             self.args.device)
-        sync = (torch.cuda.synchronize
-                if self.args.device == 'cuda' else lambda: None)
+        sync = (
+            torch.cuda.synchronize
+            if self.args.device == 'cuda' else lambda: None)
         times = []
         for _ in range(6):
             sync()
@@ -444,11 +486,13 @@ class Check:
 
     def bare(self):
         out = osp.join(self.work, 'bare.json')
-        cmd = [self.python,
-               osp.join(ROOT, 'tools', 'analysis', 'benchmark_pretrain.py'),
-               '--device', self.args.device, '--out-json', out,
-               '--methods', 'fastmim_vit-b@128', '--no-memory', '--batch',
-               str(self.p['e2e_batch']), *self.p['bare']]
+        cmd = [
+            self.python,
+            osp.join(ROOT, 'tools', 'analysis', 'benchmark_pretrain.py'),
+            '--device', self.args.device, '--out-json', out, '--methods',
+            'fastmim_vit-b@128', '--no-memory', '--batch',
+            str(self.p['e2e_batch']), *self.p['bare']
+        ]
         if self.args.device == 'cuda':
             cmd.append('--amp')
         rc, seconds, tail = self.run('bare_model', cmd, timeout=120)
@@ -458,23 +502,27 @@ class Check:
             return
         with open(out) as f:
             r = json.load(f)['results']['fastmim_vit-b@128']
-        self.row(step, 'ok', f'{_rate(r["images_per_s"])} images/s (batch '
-                 f'{self.p["e2e_batch"]})', seconds)
+        self.row(
+            step, 'ok', f'{_rate(r["images_per_s"])} images/s (batch '
+            f'{self.p["e2e_batch"]})', seconds)
 
     def nccl(self):
         root = osp.join(self.work, 'demo')
         if not osp.exists(root):
-            make_imagenet_folder(root, num_classes=2, images_per_class=8,
-                                 image_size=(160, 160))
+            make_imagenet_folder(
+                root, num_classes=2, images_per_class=8, image_size=(160, 160))
         work_dir = osp.join(self.work, 'dist')
         port = 29500 + os.getpid() % 1000
-        cmd = ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), DEMO, '1',
-               '--work-dir', work_dir, '--cfg-options',
-               f'train_dataloader.dataset.data_root={root}',
-               'train_cfg.max_epochs=1', 'custom_hooks=[]',
-               'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.interval=-1',
-               'default_hooks.checkpoint.save_last=False']
+        cmd = [
+            'bash',
+            osp.join(ROOT, 'tools',
+                     'dist_train.sh'), DEMO, '1', '--work-dir', work_dir,
+            '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+            'train_cfg.max_epochs=1', 'custom_hooks=[]',
+            'default_hooks.logger.interval=1',
+            'default_hooks.checkpoint.interval=-1',
+            'default_hooks.checkpoint.save_last=False'
+        ]
         env = self.env
         self.env = dict(env, PORT=str(port))
         try:
@@ -490,8 +538,9 @@ class Check:
         if rc != 0 or not train or 'Distributed training: True' not in text:
             self.row(step, 'FAIL', f'exit {rc}: {tail}', seconds)
             return
-        self.row(step, 'ok', f'backend {backend}, {len(train)} iters, loss '
-                 f'{train[-1]["loss"]:.3f}', seconds)
+        self.row(
+            step, 'ok', f'backend {backend}, {len(train)} iters, loss '
+            f'{train[-1]["loss"]:.3f}', seconds)
 
     # ---------------------------------------------------------------- table
     def table(self):
@@ -506,8 +555,10 @@ class Check:
         if args.setup_seconds is not None:
             head += f'; set-up {args.setup_seconds:.0f} s'
         head += f'; checks {time.perf_counter() - self.start:.0f} s'
-        lines = [head, '', '| check | status | result | s |',
-                 '| --- | --- | --- | ---: |']
+        lines = [
+            head, '', '| check | status | result | s |',
+            '| --- | --- | --- | ---: |'
+        ]
         for r in self.rows:
             s = '' if r['seconds'] is None else f'{r["seconds"]:.0f}'
             lines.append(f'| {r["step"]} | {r["status"]} | '
@@ -532,13 +583,12 @@ class Check:
 
 
 def _rate(images_per_s):
-    return (f'{images_per_s:.0f}' if images_per_s >= 100 else
-            f'{images_per_s:.3g}')
+    return (f'{images_per_s:.0f}'
+            if images_per_s >= 100 else f'{images_per_s:.3g}')
 
 
 def _write_jpeg(folder, i):
-    photo_like_image(i).save(
-        osp.join(folder, f'{i:06d}.JPEG'), quality=90)
+    photo_like_image(i).save(osp.join(folder, f'{i:06d}.JPEG'), quality=90)
 
 
 # Cheap and essential first: what the budget cuts off comes last.
@@ -553,10 +603,13 @@ def main(argv=None):
     check = Check(args)
     skip = {s.strip() for s in args.skip.split(',') if s.strip()}
     actions = dict(
-        ops=check.ops, detection=check.detection,
-        segmentation=check.segmentation, benchmark=check.benchmark,
+        ops=check.ops,
+        detection=check.detection,
+        segmentation=check.segmentation,
+        benchmark=check.benchmark,
         pretrain_cpu=lambda: check.pretrain(False),
-        pretrain_gpu=lambda: check.pretrain(True), decode=check.decode,
+        pretrain_gpu=lambda: check.pretrain(True),
+        decode=check.decode,
         bare=check.bare,
         nccl=check.nccl)
     for name in STEPS:

@@ -21,10 +21,10 @@ def main():
     parser.add_argument('--ade-root', default='data/ade/ADEChallengeData2016')
     parser.add_argument(
         '--only', choices=['coco', 'ade20k'], help='write one dataset only')
-    parser.add_argument('--num-images', type=int, default=8,
-                        help='images per split')
-    parser.add_argument('--num-classes', type=int, default=2,
-                        help='COCO object classes')
+    parser.add_argument(
+        '--num-images', type=int, default=8, help='images per split')
+    parser.add_argument(
+        '--num-classes', type=int, default=2, help='COCO object classes')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     for name, root in (('coco', args.coco_root), ('ade20k', args.ade_root)):
@@ -37,8 +37,10 @@ def main():
             continue
         if name == 'coco':
             make_coco_instances(
-                root, num_images=args.num_images,
-                num_classes=args.num_classes, seed=args.seed)
+                root,
+                num_images=args.num_images,
+                num_classes=args.num_classes,
+                seed=args.seed)
             print(f'coco: {args.num_images} train + {args.num_images} val '
                   f'images in {root}; classes '
                   f'{coco_class_names(args.num_classes)}')

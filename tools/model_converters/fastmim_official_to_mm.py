@@ -160,10 +160,12 @@ def strip_prefixes(state):
 
 def detect_arch(state):
     """'vit' or 'swin', from the key names."""
-    keys = [k[len('module.'):] if k.startswith('module.') else k
-            for k in state]
-    if any(re.match(r'(encoder\.)?layers\.\d+\.blocks\.\d+\.', k)
-           for k in keys):
+    keys = [
+        k[len('module.'):] if k.startswith('module.') else k for k in state
+    ]
+    if any(
+            re.match(r'(encoder\.)?layers\.\d+\.blocks\.\d+\.', k)
+            for k in keys):
         return 'swin'
     if any(re.match(r'(encoder\.)?blocks\.\d+\.', k) for k in keys):
         return 'vit'
@@ -271,7 +273,8 @@ def relative_position_index(window_size):
     W x W window, as the original Swin (and MMPretrain) compute it."""
     coords = torch.stack(
         torch.meshgrid(
-            torch.arange(window_size), torch.arange(window_size),
+            torch.arange(window_size),
+            torch.arange(window_size),
             indexing='ij')).flatten(1)  # 2 x W*W
     rel = (coords[:, :, None] - coords[:, None, :]) + (window_size - 1)
     return rel[0] * (2 * window_size - 1) + rel[1]  # W*W x W*W
@@ -297,8 +300,8 @@ def convert_swin(state):
         prefix, list of source keys used or deliberately dropped).
     """
     stage_ids = [
-        int(m.group(1)) for m in (re.match(r'layers\.(\d+)\.', k)
-                                  for k in state) if m
+        int(m.group(1))
+        for m in (re.match(r'layers\.(\d+)\.', k) for k in state) if m
     ]
     last_stage = max(stage_ids) if stage_ids else 3
     out, used = OrderedDict(), []
@@ -314,8 +317,9 @@ def convert_swin(state):
             new = f'norm{last_stage}.' + key[len('norm.'):]
         else:
             m = re.match(r'layers\.(\d+)\.blocks\.(\d+)\.(.*)$', key)
-            d = re.match(r'layers\.(\d+)\.downsample\.(reduction|norm)\.'
-                         r'(weight|bias)$', key)
+            d = re.match(
+                r'layers\.(\d+)\.downsample\.(reduction|norm)\.'
+                r'(weight|bias)$', key)
             if m:
                 prefix = f'stages.{m.group(1)}.blocks.{m.group(2)}.'
                 rest = m.group(3)
@@ -419,8 +423,9 @@ def describe(out, arch, kind):
     else:
         depths, heads, window = {}, {}, None
         for k, v in out.items():
-            m = re.match(r'backbone\.stages\.(\d+)\.blocks\.(\d+)\.attn\.'
-                         r'w_msa\.relative_position_bias_table$', k)
+            m = re.match(
+                r'backbone\.stages\.(\d+)\.blocks\.(\d+)\.attn\.'
+                r'w_msa\.relative_position_bias_table$', k)
             if m:
                 s = int(m.group(1))
                 depths[s] = max(depths.get(s, 0), int(m.group(2)) + 1)
@@ -529,14 +534,18 @@ def main(argv=None):
         return 2
 
     if not out:
-        print(f'error: {args.src}: no tensor could be mapped as a {arch} '
-              f'{kind} checkpoint', file=sys.stderr)
+        print(
+            f'error: {args.src}: no tensor could be mapped as a {arch} '
+            f'{kind} checkpoint',
+            file=sys.stderr)
         return 2
     target = ('FastMIM (backbone/neck/mask_token)'
               if kind == 'pretrain' else 'ImageClassifier (backbone/head)')
     print(f'{args.src}: {arch} {kind} checkpoint, {len(state)} source keys')
-    dropped = [k for k in state if k.endswith(SWIN_DROPPED_BUFFERS)
-               and k not in unmapped] if arch == 'swin' else []
+    dropped = [
+        k for k in state
+        if k.endswith(SWIN_DROPPED_BUFFERS) and k not in unmapped
+    ] if arch == 'swin' else []
     print(f'converted {len(state) - len(unmapped) - len(dropped)} source '
           f'tensors into {len(out)} tensors of the {target} layout')
     if dropped:
@@ -549,12 +558,15 @@ def main(argv=None):
         print(f'could not map {len(unmapped)} source keys:')
         for key in unmapped:
             value = state[key]
-            what = (tuple(value.shape)
-                    if torch.is_tensor(value) else type(value).__name__)
+            what = (
+                tuple(value.shape)
+                if torch.is_tensor(value) else type(value).__name__)
             print(f'  unmapped: {origin[key]} {what}')
         if args.strict:
-            print(f'error: --strict: {len(unmapped)} unmapped keys, '
-                  f'{args.dst} not written', file=sys.stderr)
+            print(
+                f'error: --strict: {len(unmapped)} unmapped keys, '
+                f'{args.dst} not written',
+                file=sys.stderr)
             return 1
 
     info = describe(out, arch, kind)

@@ -6,7 +6,9 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
     optimizer=dict(
-        type='AdamW', lr=1.5e-4 * 4096 / 256, betas=(0.9, 0.95),
+        type='AdamW',
+        lr=1.5e-4 * 4096 / 256,
+        betas=(0.9, 0.95),
         weight_decay=0.05),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,

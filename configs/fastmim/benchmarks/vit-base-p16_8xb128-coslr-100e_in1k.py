@@ -5,7 +5,8 @@
 # used). The 128-px sin-cos position embedding is resized to 224 on load.
 # Paper: 83.8 top-1 (800-epoch pre-training), 83.6 (400 epochs).
 #
-#   tools/dist_train.sh configs/fastmim/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py 8 \
+#   tools/dist_train.sh \
+#       configs/fastmim/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PRETRAIN.pth
 _base_ = [
     '../../_base_/datasets/imagenet_finetune-224px.py',

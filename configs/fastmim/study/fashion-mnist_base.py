@@ -82,7 +82,6 @@ auto_scale_lr = dict(base_batch_size=128)
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(
-        by_epoch=False, interval=max_iters, max_keep_ckpts=1,
-        save_last=True))
+        by_epoch=False, interval=max_iters, max_keep_ckpts=1, save_last=True))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0, diff_rank_seed=True)

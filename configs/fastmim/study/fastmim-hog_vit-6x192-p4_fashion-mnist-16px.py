@@ -14,8 +14,7 @@ model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         arch={{_base_.arch}}, img_size=16, patch_size={{_base_.patch_size}}),
-    neck=dict(
-        in_channels=192, out_channels=108, embed_dims=128, num_heads=4),
+    neck=dict(in_channels=192, out_channels=108, embed_dims=128, num_heads=4),
     target_generator=dict(pool=2),
     mask_generator=dict(mask_patch_size={{_base_.patch_size}}))
 

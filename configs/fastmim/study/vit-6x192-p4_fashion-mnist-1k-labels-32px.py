@@ -36,8 +36,7 @@ finetune_pipeline = [
 test_pipeline = [{{_base_.pad_to_32}}, dict(type='PackInputs')]
 
 train_dataloader = dict(
-    batch_size=50,
-    dataset=dict(pipeline=finetune_pipeline))
+    batch_size=50, dataset=dict(pipeline=finetune_pipeline))
 val_dataloader = dict(
     batch_size=500,
     num_workers=0,
@@ -87,5 +86,4 @@ train_cfg = dict(
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=50)
-default_hooks = dict(
-    checkpoint=dict(interval=max_iters))
+default_hooks = dict(checkpoint=dict(interval=max_iters))

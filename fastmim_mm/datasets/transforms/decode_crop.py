@@ -187,12 +187,18 @@ class DecodeRandomResizedCrop(ImageLoadingTransform, RandomResizedCrop):
         if interp != cv2.INTER_NEAREST:  # which has no sub-pixel precision
             if x0 > ix0:
                 crop = cv2.filter2D(
-                    crop, -1, _shift_kernel(x0 - ix0)[None], anchor=(1, 0),
+                    crop,
+                    -1,
+                    _shift_kernel(x0 - ix0)[None],
+                    anchor=(1, 0),
                     borderType=cv2.BORDER_REPLICATE)
             if y0 > iy0:
                 crop = cv2.filter2D(
-                    crop, -1, _shift_kernel(y0 - iy0)[:, None],
-                    anchor=(0, 1), borderType=cv2.BORDER_REPLICATE)
+                    crop,
+                    -1,
+                    _shift_kernel(y0 - iy0)[:, None],
+                    anchor=(0, 1),
+                    borderType=cv2.BORDER_REPLICATE)
         # With dsize (0, 0) OpenCV maps output pixel j to input
         # (j + 0.5) / fx - 0.5, with fx as given, and returns
         # round(crop size * fx) >= scale pixels.

@@ -134,5 +134,4 @@ class DeviceDecodeRandomResizedCrop(DecodeRandomResizedCrop):
         return results
 
     def __repr__(self) -> str:
-        return (super().__repr__()[:-1] +
-                f', flip_prob={self.flip.prob})')
+        return (super().__repr__()[:-1] + f', flip_prob={self.flip.prob})')

@@ -23,8 +23,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         img = Image.fromarray(
             np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
     elif img.mode == 'F':
-        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(
-            np.uint8))
+        img = Image.fromarray(
+            np.clip(np.asarray(img), 0, 255).astype(np.uint8))
     if img.mode in ('RGBA', 'LA') or (img.mode == 'P'
                                       and 'transparency' in img.info):
         img = img.convert('RGBA').convert('RGB')

@@ -24,7 +24,10 @@ class NonFiniteLossHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         # Every process must reach the all-gather, with outputs or not.
         terms = {
@@ -44,8 +47,8 @@ class NonFiniteLossHook(Hook):
                      f'rank {", ".join(map(str, bad))} (rank {get_rank()} '
                      f'reports its own terms)')
         last = runner.message_hub.get_info('last_ckpt')
-        resume = (f'the last checkpoint is {last}' if last else
-                  'no checkpoint has been saved yet')
+        resume = (f'the last checkpoint is {last}'
+                  if last else 'no checkpoint has been saved yet')
         raise FloatingPointError(
             f'non-finite loss at iteration {runner.iter + 1} (epoch '
             f'{runner.epoch + 1}){where}: {listed}. Training stopped without '

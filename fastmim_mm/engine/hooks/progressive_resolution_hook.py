@@ -16,8 +16,9 @@ PhaseSpec = Union[dict, Sequence[int]]
 class ProgressiveResolutionHook(Hook):
     """FastMIM-P: change input size, batch and accumulation during training.
 
-    Each phase is ``(start_epoch, input_size, batch_size, accumulative_counts)``
-    (or a dict with these keys); ``batch_size`` is per GPU. At the start of a
+    Each phase is ``(start_epoch, input_size, batch_size,
+    accumulative_counts)`` (or a dict with these keys); ``batch_size`` is
+    per GPU. At the start of a
     phase the hook
 
     - sets the output size of the crop transforms in the train pipeline
@@ -51,13 +52,14 @@ class ProgressiveResolutionHook(Hook):
     priority = 'ABOVE_NORMAL'  # the new sampler must get its epoch set after
     _lr_scale_key = 'progressive_resolution_lr_scale'
 
-    def __init__(self,
-                 phases: Sequence[PhaseSpec],
-                 base_batch_size: int = 256,
-                 crop_types: Sequence[str] = (
-                     'RandomResizedCrop', 'DecodeRandomResizedCrop',
-                     'DeviceDecodeRandomResizedCrop')
-                 ) -> None:
+    def __init__(
+        self,
+        phases: Sequence[PhaseSpec],
+        base_batch_size: int = 256,
+        crop_types: Sequence[str] = ('RandomResizedCrop',
+                                     'DecodeRandomResizedCrop',
+                                     'DeviceDecodeRandomResizedCrop')
+    ) -> None:
         keys = ('start_epoch', 'input_size', 'batch_size',
                 'accumulative_counts')
         self.phases = []
@@ -157,8 +159,9 @@ class ProgressiveResolutionHook(Hook):
         optim_wrapper.initialize_count_status(runner.model, runner.iter,
                                               loop.max_iters)
 
-        total = (phase['batch_size'] * phase['accumulative_counts'] *
-                 get_world_size())
+        total = (
+            phase['batch_size'] * phase['accumulative_counts'] *
+            get_world_size())
         new_scale = total / self.base_batch_size
         old_scale = runner.message_hub.get_info(self._lr_scale_key, 1.0)
         self._scale_lr(runner, new_scale / old_scale)
@@ -176,8 +179,9 @@ class ProgressiveResolutionHook(Hook):
         total = 0
         for epoch in range(runner.epoch, runner.max_epochs):
             batch = self.phases[self.phase_index(epoch)]['batch_size']
-            total += (samples_per_rank // batch if drop_last else
-                      math.ceil(samples_per_rank / batch))
+            total += (
+                samples_per_rank //
+                batch if drop_last else math.ceil(samples_per_rank / batch))
         return total
 
     @staticmethod

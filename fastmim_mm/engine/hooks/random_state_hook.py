@@ -31,8 +31,9 @@ def _checkpoint_due(runner, by_epoch: bool) -> bool:
                 or (hook.save_last and hook.is_last_train_epoch(runner))
         else:
             due = hook.every_n_train_iters(
-                runner, hook.interval, hook.save_begin) or (
-                    hook.save_last and hook.is_last_train_iter(runner))
+                runner, hook.interval,
+                hook.save_begin) or (hook.save_last
+                                     and hook.is_last_train_iter(runner))
         if due:
             return True
     return False
@@ -81,7 +82,10 @@ class RandomStateHook(Hook):
         if get_world_size() > 1 and _checkpoint_due(runner, by_epoch):
             self._gathered = (runner.iter, all_gather_object(_local_state()))
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         self._gather_if_saving(runner, by_epoch=False)
 

@@ -30,15 +30,21 @@ class FastMIMReconstructionHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 1, num_images: int = 4,
-                 out_dir: Optional[str] = None, seed: int = 0) -> None:
+    def __init__(self,
+                 interval: int = 1,
+                 num_images: int = 4,
+                 out_dir: Optional[str] = None,
+                 seed: int = 0) -> None:
         self.interval = interval
         self.num_images = num_images
         self.out_dir = out_dir
         self.seed = seed
         self._batch = None
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         if self._batch is None and data_batch is not None:
             n = self.num_images
@@ -79,8 +85,7 @@ class FastMIMReconstructionHook(Hook):
         std = pre.std.flatten().tolist()
         panel = make_panel(
             denormalize(inputs.float().cpu().numpy(), mean, std),
-            denormalize(out['masked_inputs'].float().cpu().numpy(), mean,
-                        std),
+            denormalize(out['masked_inputs'].float().cpu().numpy(), mean, std),
             out['target'].cpu().numpy(),
             out['pred'].cpu().numpy(),
             nbins=getattr(model.target_generator, 'nbins', 9),

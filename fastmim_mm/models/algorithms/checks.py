@@ -66,17 +66,16 @@ def check_checkpoint(model: nn.Module, state_dict: dict) -> None:
         for k, v in state_dict.items() if hasattr(v, 'shape')
     }
     shapes = [
-        f'{k}: checkpoint {theirs[k]} vs model {own[k]}'
-        for k in own if k in theirs and own[k] != theirs[k]
-        and not k.endswith('pos_embed')
+        f'{k}: checkpoint {theirs[k]} vs model {own[k]}' for k in own
+        if k in theirs and own[k] != theirs[k] and not k.endswith('pos_embed')
     ]
     missing = [k for k in own if k not in theirs]
     unexpected = [k for k in theirs if k not in own]
     if not (shapes or missing or unexpected):
         return
     parts = []
-    for what, items in (('differ in shape', shapes),
-                        ('are missing from the checkpoint', missing),
+    for what, items in (('differ in shape',
+                         shapes), ('are missing from the checkpoint', missing),
                         ('are in the checkpoint only', unexpected)):
         if items:
             parts.append(f'{len(items)} tensors {what} (first: {items[0]})')

@@ -76,8 +76,7 @@ class FastMIM(BaseSelfSupervisor):
             input_size = (input_size, input_size)
         self.input_size = tuple(input_size)
         self.check_input_size(self.input_size)
-        self.register_load_state_dict_pre_hook(
-            checks.check_checkpoint_on_load)
+        self.register_load_state_dict_pre_hook(checks.check_checkpoint_on_load)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -136,9 +135,10 @@ class FastMIM(BaseSelfSupervisor):
         return dict(loss=loss)
 
     @torch.no_grad()
-    def reconstruct(self, inputs: torch.Tensor,
-                    mask: Optional[torch.Tensor] = None
-                    ) -> Dict[str, torch.Tensor]:
+    def reconstruct(
+            self,
+            inputs: torch.Tensor,
+            mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Masked input, target and prediction as images, for inspection.
 
         Returns:

@@ -30,7 +30,8 @@ class FastMIMViT(VisionTransformer):
         if not (isinstance(self.init_cfg, dict)
                 and self.init_cfg['type'] == 'Pretrained'):
             pos = build_2d_sincos_position_embedding(
-                self.patch_resolution, self.embed_dims,
+                self.patch_resolution,
+                self.embed_dims,
                 cls_token=self.num_extra_tokens > 0)  # 1 x (1 + hw) x C
             self.pos_embed.data.copy_(pos)
             for m in self.modules():

@@ -66,8 +66,9 @@ class FastMIMNeck(BaseModule):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
 
-    def forward(self, x: Union[torch.Tensor, Sequence[torch.Tensor]]
-                ) -> torch.Tensor:
+    def forward(
+            self, x: Union[torch.Tensor,
+                           Sequence[torch.Tensor]]) -> torch.Tensor:
         """Decode the last encoder feature.
 
         Args:

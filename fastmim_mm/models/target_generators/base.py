@@ -4,7 +4,8 @@ import torch
 from mmengine.model import BaseModule
 
 
-def blockify(feat: torch.Tensor, mask_patch_size: int,
+def blockify(feat: torch.Tensor,
+             mask_patch_size: int,
              pool: int = 1) -> torch.Tensor:
     """Cut a dense map into per-block target vectors.
 

@@ -23,7 +23,9 @@ class FastMIMHOGGenerator(DenseTargetGenerator):
             0 disables it, which is FastMIM's choice. Defaults to 0.
     """
 
-    def __init__(self, nbins: int = 9, pool: int = 8,
+    def __init__(self,
+                 nbins: int = 9,
+                 pool: int = 8,
                  gaussian_window: int = 0) -> None:
         super().__init__()
         self.nbins = nbins
@@ -41,8 +43,7 @@ class FastMIMHOGGenerator(DenseTargetGenerator):
             n = (n - n.mean()) / (gaussian_window // 2)
             g = torch.exp(-0.5 * n**2)
             g2d = g[:, None] * g[None, :]
-            self.register_buffer(
-                'gaussian', g2d / g2d.sum(), persistent=False)
+            self.register_buffer('gaussian', g2d / g2d.sum(), persistent=False)
 
     @torch.no_grad()
     def forward(self, imgs: torch.Tensor) -> torch.Tensor:
@@ -67,16 +68,17 @@ class FastMIMHOGGenerator(DenseTargetGenerator):
 
         if self.gaussian_window:
             if H % self.gaussian_window or W % self.gaussian_window:
-                raise ValueError(
-                    f'image size {H}x{W} is not divisible by '
-                    f'gaussian_window={self.gaussian_window}.')
+                raise ValueError(f'image size {H}x{W} is not divisible by '
+                                 f'gaussian_window={self.gaussian_window}.')
             magnitude = magnitude * self.gaussian.repeat(
                 H // self.gaussian_window, W // self.gaussian_window)
 
         hist = magnitude.new_zeros(B, 3, self.nbins, H, W)
         hist.scatter_(2, bins.unsqueeze(2), magnitude.unsqueeze(2))
         hist = F.avg_pool2d(
-            hist.flatten(1, 2), self.pool, stride=self.pool,
+            hist.flatten(1, 2),
+            self.pool,
+            stride=self.pool,
             divisor_override=1)  # sum per cell: B x 3*nbins x H/p x W/p
         hist = hist.unflatten(1, (3, self.nbins))
         hist = F.normalize(hist, p=2, dim=2)

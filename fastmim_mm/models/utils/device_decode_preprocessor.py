@@ -47,8 +47,7 @@ class DeviceDecodeDataPreprocessor(SelfSupDataPreprocessor):
         inputs = data['inputs']
         if not isinstance(inputs, torch.Tensor):
             data = dict(
-                data,
-                inputs=self.decode_crop(inputs, data['data_samples']))
+                data, inputs=self.decode_crop(inputs, data['data_samples']))
         return super().forward(data, training)
 
     def decode_crop(self, inputs: Sequence[torch.Tensor],
@@ -68,8 +67,8 @@ class DeviceDecodeDataPreprocessor(SelfSupDataPreprocessor):
         device = self._device
         encoded = [x for x in inputs if x.dim() == 1]
         decoded = iter(
-            decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
-            if encoded else [])
+            decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device
+                        ) if encoded else [])
         # Per sample only what differs in size (crop and resize); channel
         # order, flips and clamping once for the batch.
         images: List[torch.Tensor] = []
@@ -85,8 +84,10 @@ class DeviceDecodeDataPreprocessor(SelfSupDataPreprocessor):
                                  left:left + width].float()
             images.append(
                 F.interpolate(
-                    crop, size=tuple(sample.img_shape),
-                    mode=self.interpolation, antialias=self.antialias,
+                    crop,
+                    size=tuple(sample.img_shape),
+                    mode=self.interpolation,
+                    antialias=self.antialias,
                     **({} if self.interpolation == 'nearest' else dict(
                         align_corners=False)))[0])
             flips.append(bool(sample.flip))

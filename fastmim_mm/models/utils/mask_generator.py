@@ -1,8 +1,8 @@
 from typing import Optional
 
 import torch
-from torch import nn
 from mmpretrain.registry import MODELS
+from torch import nn
 
 
 @MODELS.register_module()
@@ -19,7 +19,8 @@ class FastMIMMaskGenerator(nn.Module):
         mask_patch_size (int): Block side in pixels. Defaults to 16.
     """
 
-    def __init__(self, mask_ratio: float = 0.75,
+    def __init__(self,
+                 mask_ratio: float = 0.75,
                  mask_patch_size: int = 16) -> None:
         super().__init__()
         if not 0. < mask_ratio < 1.:
@@ -41,7 +42,10 @@ class FastMIMMaskGenerator(nn.Module):
                 f'crop to a multiple of {self.mask_patch_size}.')
         return height // self.mask_patch_size, width // self.mask_patch_size
 
-    def forward(self, batch_size: int, height: int, width: int,
+    def forward(self,
+                batch_size: int,
+                height: int,
+                width: int,
                 device: Optional[torch.device] = None) -> torch.Tensor:
         """Return a B x height/p x width/p bool mask, True = masked."""
         h, w = self.grid(height, width)

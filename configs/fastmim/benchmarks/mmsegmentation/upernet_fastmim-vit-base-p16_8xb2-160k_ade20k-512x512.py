@@ -78,8 +78,7 @@ optim_wrapper = dict(
 # earlier: full lr at iteration 1499, 0 at the last one).
 param_scheduler = [
     dict(
-        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-        end=1500),
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(
         type='PolyLR',
         power=1.0,

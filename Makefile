@@ -1,6 +1,7 @@
 # `make demo`: install if needed, then pre-train a small ViT with FastMIM on a
 # generated dataset and write a reconstruction panel.
-# `make test`: install if needed, then run the test suite.
+# `make lint`: flake8, isort and yapf (settings in setup.cfg) over the tree.
+# `make test`: install if needed, lint, then run the test suite.
 # `make study [PRESET=smoke|quick|full]`: install if needed, then run the
 # Fashion-MNIST study (tools/analysis/fashion_mnist_study.py) into STUDY_DIR.
 PY := .venv/bin/python
@@ -8,8 +9,9 @@ DEMO_CONFIG := configs/fastmim/fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.p
 DEMO_DIR := work_dirs/demo
 PRESET ?= quick
 STUDY_DIR ?= work_dirs/study
+LINT_PATHS := fastmim_mm tools tests configs setup.py
 
-.PHONY: install demo test study
+.PHONY: install demo lint test study
 
 install:
 	@bash tools/setup_env.sh
@@ -20,7 +22,12 @@ demo: install
 	@echo "Demo finished. Checkpoint: $$(cat $(DEMO_DIR)/last_checkpoint)"
 	@echo "Reconstruction panel: $$(ls -t $(abspath $(DEMO_DIR))/reconstructions/*.png | head -n1)"
 
-test: install
+lint: install
+	$(PY) -m flake8 $(LINT_PATHS)
+	$(PY) -m isort --check-only --diff $(LINT_PATHS)
+	$(PY) -m yapf --diff --recursive $(LINT_PATHS)
+
+test: lint
 	$(PY) -m pytest tests -q
 
 study: install

@@ -139,11 +139,11 @@ PRESETS = {
         knn_test=None,
         labels=100,
         ft_batch=None,
-        ft_iters=800,
-        ft_val=100,
+        ft_iters=2400,
+        ft_val=300,
         curve_test=1000,
         ft_test=None,
-        long=3),
+        long=2),
 }
 
 

@@ -177,8 +177,10 @@ def runner_config(work_dir,
     cfg = Config.fromfile(str(DEMO_CONFIG))
     cfg.model = copy.deepcopy(model)
     cfg.work_dir = str(work_dir)
-    # Runners made in the same second would share loggers otherwise.
-    cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'
+    # Runners made in one process would share loggers and the visualizer
+    # (MMEngine keeps one instance per name), so a later run's scalars would
+    # land in an earlier run's folder.
+    cfg.experiment_name = cfg.visualizer.name = f'test_{uuid.uuid4().hex[:8]}'
     cfg.log_level = 'WARNING'
     cfg.train_dataloader.batch_size = batch_size
     cfg.train_dataloader.num_workers = 0

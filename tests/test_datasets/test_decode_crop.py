@@ -352,3 +352,11 @@ def test_jpegs_take_the_reduced_decode(jpegs, tmp_path, monkeypatch):
         factors.add(t.reduction_factor(*box[2:]))
         assert psnr(img, pil_reference(path, box, t.scale)) >= 30
     assert factors == {1, 2, 4, 8}
+
+
+def test_unknown_interpolation_is_named():
+    with pytest.raises(ValueError) as err:
+        DecodeRandomResizedCrop(64, interpolation='bicubicc')
+    assert str(err.value) == (
+        "DecodeRandomResizedCrop: interpolation='bicubicc' is not one of "
+        'nearest, bilinear, bicubic, area, lanczos.')

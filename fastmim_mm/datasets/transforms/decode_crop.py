@@ -107,6 +107,11 @@ class DecodeRandomResizedCrop(ImageLoadingTransform, RandomResizedCrop):
                  max_attempts: int = 10,
                  interpolation: str = 'bicubic',
                  skip_broken: bool = False) -> None:
+        # RandomResizedCrop checks it with a bare assert.
+        if interpolation not in cv2_interp_codes:
+            raise ValueError(
+                f'DecodeRandomResizedCrop: interpolation={interpolation!r} '
+                f'is not one of {", ".join(cv2_interp_codes)}.')
         ImageLoadingTransform.__init__(self, skip_broken)
         RandomResizedCrop.__init__(
             self,

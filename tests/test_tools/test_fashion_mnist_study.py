@@ -1,6 +1,7 @@
 """The Fashion-MNIST study's smoke preset, run as a user runs it, on IDX
 files written here in the Debian package's layout (gzipped)."""
 import gzip
+import importlib.util
 import json
 import os
 import shutil
@@ -131,6 +132,61 @@ def test_smoke_resumes_from_its_cache(smoke):
         if arm not in ('hog16', 'pixel32'):
             assert after['arms'][arm]['finetune'] == \
                 before['arms'][arm]['finetune']
+
+
+def test_an_interrupted_fine_tuning_goes_on_from_its_last_curve_point(
+        smoke, monkeypatch, capsys):
+    root, args, _ = smoke
+    spec = importlib.util.spec_from_file_location('study', STUDY_PY)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    opts = study.parse_args(list(map(str, args)))
+    cache = root / 'work' / 'cache' / 'scratch' / 'pt0'
+    pretrain = json.loads((cache / 'pretrain.json').read_text())
+    settings = json.loads((cache / 'ft0.json').read_text())['settings']
+    labelled = study.labelled_subset(opts.data_dir, settings['labels'])
+    runs = root / 'work' / 'runs' / 'scratch' / 'pt0'
+
+    def fine_tune(unit, settings=settings):
+        return study.run_finetune(opts, 'scratch', 0, unit, pretrain, settings,
+                                  labelled)
+
+    def interrupted(unit):
+        """Fine-tune, stopped in the third of four iterations (after the
+        accuracy point at 2)."""
+        record = study.Recorder.after_train_iter
+
+        def stop(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter == 2:
+                raise KeyboardInterrupt
+            record(self, runner, batch_idx, data_batch, outputs)
+
+        monkeypatch.setattr(study.Recorder, 'after_train_iter', stop)
+        with pytest.raises(KeyboardInterrupt):
+            fine_tune(unit)
+        monkeypatch.undo()
+        return runs / unit / 'resume.pth'
+
+    whole = fine_tune('ft-whole')
+    assert whole['resumed_at'] == []
+    resume_file = interrupted('ft-parts')
+    assert study.interrupted_at(str(resume_file), settings) == 2
+    capsys.readouterr()
+    parts = fine_tune('ft-parts')
+    assert f'going on from iteration 2 of the interrupted run ' \
+        f'({resume_file})' in capsys.readouterr().out
+    assert parts['resumed_at'] == [2]
+    # The point before the interruption is the interrupted run's, the same
+    # as the uninterrupted run's; the one after comes from the resumed run.
+    assert [it for it, _ in parts['curve']] == [2, 4]
+    assert parts['curve'][0] == whole['curve'][0]
+    assert 0 < parts['seconds'] and len(parts['train_loss']) == 1
+    assert not resume_file.exists()
+    # An interrupted run with other settings is not continued.
+    resume_file = interrupted('ft-other')
+    other = dict(settings, ft_iters=6)
+    assert study.interrupted_at(str(resume_file), other) is None
+    assert not resume_file.exists()
 
 
 def test_missing_idx_files_are_named(tmp_path):

@@ -20,8 +20,12 @@ machine: the training steps of the arms are timed in interleaved rounds
 
 Every unit (an arm's pre-training, kNN or one fine-tuning for one seed) is
 cached as JSON under ``WORK_DIR/cache``, so an interrupted study resumes where
-it stopped; checkpoints and logs go to ``WORK_DIR/runs`` (not needed once the
-JSON of every unit that uses them exists). At the end ``results.json``,
+it stopped; a fine-tuning interrupted midway goes on from its last point of
+the accuracy curve (MMEngine's resume, with the random streams restored; the
+augmentations after that point differ from an uninterrupted run's, and the
+unit's JSON lists where it resumed). Checkpoints and logs go to
+``WORK_DIR/runs`` (not needed once the JSON of every unit that uses them
+exists). At the end ``results.json``,
 ``results.md`` and ``results.png`` are written to the work dir.
 
 Example::
@@ -307,20 +311,33 @@ def build_model(cfg: Config, device: str):
 
 class Recorder(Hook):
     """Keeps a run's training time (first to last iteration, data loading
-    included, set-up excluded), training loss and validation accuracy."""
+    included, set-up excluded), training loss and validation accuracy.
+
+    With ``resume_file``, the run is saved there after each validation,
+    with what the recorder has kept and the unit's ``settings``, so that an
+    interrupted run goes on from there (the iterations it resumed at are
+    kept too).
+    """
 
     priority = 'LOW'
 
-    def __init__(self):
+    def __init__(self, resume_file=None, settings=None):
         self.curve = []
         self.losses = []
+        self.resumed_at = []
         self.seconds = None
+        self.earlier = 0.  # seconds spent before a resume
+        self.resume_file = resume_file
+        self.settings = settings
+
+    def elapsed(self) -> float:
+        return self.earlier + time.perf_counter() - self.start
 
     def before_train(self, runner):
         self.start = time.perf_counter()
 
     def after_train(self, runner):
-        self.seconds = time.perf_counter() - self.start
+        self.seconds = self.elapsed()
 
     def after_train_iter(self,
                          runner,
@@ -332,6 +349,39 @@ class Recorder(Hook):
 
     def after_val_epoch(self, runner, metrics=None):
         self.curve.append([runner.iter, float(metrics['accuracy/top1'])])
+        if self.resume_file:
+            # by_epoch=True records runner.iter as it is; by_epoch=False
+            # adds one, being meant for after_train_iter.
+            folder, name = osp.split(self.resume_file)
+            runner.save_checkpoint(folder, name + '.tmp', by_epoch=True)
+            os.replace(self.resume_file + '.tmp', self.resume_file)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint['meta']['study'] = dict(
+            settings=self.settings,
+            curve=self.curve,
+            losses=self.losses,
+            seconds=self.elapsed(),
+            resumed_at=self.resumed_at)
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        saved = checkpoint['meta']['study']
+        self.curve, self.losses = saved['curve'], saved['losses']
+        self.earlier = saved['seconds']
+        self.resumed_at = saved['resumed_at'] + [checkpoint['meta']['iter']]
+
+
+def interrupted_at(resume_file: str, settings: dict):
+    """The iteration an interrupted fine-tuning with these settings can go
+    on from, or None (a run with other settings is discarded)."""
+    if not osp.isfile(resume_file):
+        return None
+    meta = torch.load(
+        resume_file, map_location='cpu', weights_only=False)['meta']
+    if meta.get('study', {}).get('settings') != settings:
+        os.remove(resume_file)
+        return None
+    return meta['iter']
 
 
 # ---------------------------------------------------------------- cache
@@ -564,12 +614,18 @@ def run_finetune(args, arm, seed, unit, pretrain, settings, labelled):
     if settings['ft_test'] is not None:
         cfg.test_dataloader.dataset.indices = subset(settings['ft_test'])
     set_iters(cfg, settings['ft_iters'], settings['ft_val'])
+    resume_file = osp.join(work_dir, 'resume.pth')
+    start = interrupted_at(resume_file, settings)
+    if start is not None:
+        log(f'  going on from iteration {start} of the interrupted run '
+            f'({resume_file})')
+        cfg.load_from, cfg.resume = resume_file, True
     runner = Runner.from_cfg(cfg)
-    recorder = Recorder()
+    recorder = Recorder(resume_file, settings)
     runner.register_hook(recorder)
     runner.train()
     accuracy = float(runner.test()['accuracy/top1'])
-    # The last checkpoint is not needed once the result is cached.
+    # The checkpoints are not needed once the result is cached.
     for name in os.listdir(work_dir):
         if name.endswith('.pth'):
             os.remove(osp.join(work_dir, name))
@@ -582,7 +638,8 @@ def run_finetune(args, arm, seed, unit, pretrain, settings, labelled):
             statistics.mean(losses[i:i + 20])
             for i in range(0, len(losses), 20)
         ],
-        seconds=recorder.seconds)
+        seconds=recorder.seconds,
+        resumed_at=recorder.resumed_at)
 
 
 # ---------------------------------------------------------------- results

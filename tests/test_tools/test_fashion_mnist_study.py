@@ -102,6 +102,12 @@ def test_smoke_covers_every_arm(smoke):
     assert not list((work / 'cache').rglob('*.pth'))
     table = (work / 'results.md').read_text().splitlines()
     assert len([row for row in table if row.startswith('| ')]) == 2 + len(ARMS)
+    unit_seconds = sum(r['pretrain']['seconds'] + r['knn']['seconds'] +
+                       sum(f['seconds'] for f in r['finetune'].values())
+                       for arm in arms.values() for r in arm['runs'].values())
+    assert results['run_seconds'] == pytest.approx(unit_seconds) > 0
+    assert f'{unit_seconds / 3600:.2f} h of pre-training, kNN and ' \
+        'fine-tuning' in table[-1]
     assert (work / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert '[study] arm mae32-time' in result.stdout
 

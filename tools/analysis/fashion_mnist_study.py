@@ -704,6 +704,10 @@ def aggregate(args, preset, records, calibration, labelled, seconds):
             if args.device == 'cuda' else None,
             torch=torch.__version__),
         study_seconds=seconds,
+        # The study's cost over all its sittings: every unit's own time.
+        run_seconds=sum(r['pretrain']['seconds'] + r['knn']['seconds'] +
+                        sum(f['seconds'] for f in r['finetune'].values())
+                        for runs in records.values() for r in runs.values()),
         calibration=calibration,
         evaluation=dict(
             knn=f'k={KNN_K}, cosine, weights exp(sim/{KNN_T}), mean-pooled '
@@ -743,7 +747,9 @@ def write_table(results: dict, path: str) -> None:
     lines += [
         '',
         f'Preset `{results["preset"]}`, {m["device"]} '
-        f'({m["gpu"] or str(m["cpus"]) + " cores"}), '
+        f'({m["gpu"] or str(m["cpus"]) + " cores"}): '
+        f'{results["run_seconds"] / 3600:.2f} h of pre-training, kNN and '
+        'fine-tuning, summed over every arm and seed (and over sittings), '
         f'{results["study_seconds"] / 60:.0f} min in this invocation. '
         'Mean ± standard deviation over pre-training seeds (kNN) and over '
         'pre-training x fine-tuning seeds (fine-tune).',

@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from mmpretrain.models.utils import build_2d_sincos_position_embedding
 
 from ..conftest import ROOT
 
@@ -105,11 +107,45 @@ def test_smoke_covers_every_arm(smoke):
     unit_seconds = sum(r['pretrain']['seconds'] + r['knn']['seconds'] +
                        sum(f['seconds'] for f in r['finetune'].values())
                        for arm in arms.values() for r in arm['runs'].values())
-    assert results['run_seconds'] == pytest.approx(unit_seconds) > 0
+    assert unit_seconds > 0
+    assert results['run_seconds'] == pytest.approx(unit_seconds)
     assert f'{unit_seconds / 3600:.2f} h of pre-training, kNN and ' \
         'fine-tuning' in table[-1]
     assert (work / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert '[study] arm mae32-time' in result.stdout
+
+
+def test_every_arm_is_evaluated_with_the_32px_position_table(smoke):
+    """The tables are fixed in pre-training; evaluation swaps a 16 px arm's
+    4x4 table for the 32 px one, which 32 px arms and the untrained
+    encoder of the scratch arm already have, and keeps all else."""
+    root, _, _ = smoke
+    results = json.loads((root / 'work' / 'results.json').read_text())
+    table = build_2d_sincos_position_embedding(8, 192, cls_token=True)
+    for arm in ARMS:
+        run = results['arms'][arm]['runs']['0']
+        ckpt = root / 'work' / run['pretrain']['checkpoint']
+        encoder = ckpt.with_name(ckpt.stem + '_encoder-32px.pth')
+        pretrained = torch.load(ckpt, weights_only=False)['state_dict']
+        evaluated = torch.load(encoder, weights_only=False)['state_dict']
+        assert set(evaluated) == {
+            k
+            for k in pretrained if k.startswith('backbone.')
+        }, arm
+        for key, value in evaluated.items():
+            expected = table if key == 'backbone.pos_embed' else \
+                pretrained[key]
+            assert torch.equal(value, expected), (arm, key)
+        own = pretrained['backbone.pos_embed']
+        same = own.shape == table.shape and torch.allclose(own, table)
+        assert same == (arm != 'hog16'), arm
+        for unit in ('knn', 'ft0'):
+            settings = run['finetune'][unit]['settings'] \
+                if unit != 'knn' else run['knn']['settings']
+            assert settings['position_table'] == 'sin-cos 32 px'
+    scratch = results['arms']['scratch']['runs']['0']['pretrain']
+    assert scratch['settings']['init'] == \
+        'fastmim-hog_vit-6x192-p4_fashion-mnist-32px.py'
 
 
 def test_smoke_resumes_from_its_cache(smoke):

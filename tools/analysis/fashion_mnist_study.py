@@ -73,7 +73,7 @@ KNN_T = 0.07
 # iteration count; 'time': the iterations that cost what FastMIM-HOG at 16 px
 # costs, from the calibration.
 ARMS = {
-    'scratch': (None, None, 'no pre-training (initialised as for it)'),
+    'scratch': (None, None, 'no pre-training (untrained encoder)'),
     'hog16': ('fastmim-hog_vit-6x192-p4_fashion-mnist-16px.py', 'epochs',
               'FastMIM-HOG 16 px'),
     'hog32': ('fastmim-hog_vit-6x192-p4_fashion-mnist-32px.py', 'epochs',
@@ -122,7 +122,7 @@ PRESETS = {
         arms=['scratch', 'hog16', 'hog32-time', 'mae32-time'],
         pt_seeds=[0],
         ft_seeds=[0],
-        iters=100,
+        iters=400,
         batch=128,
         rounds=3,
         knn_train=20000,
@@ -139,7 +139,7 @@ PRESETS = {
         arms=list(ARMS),
         pt_seeds=[0, 1],
         ft_seeds=[0, 1],
-        iters=200,
+        iters=2000,
         batch=128,
         rounds=5,
         knn_train=None,

@@ -44,14 +44,16 @@ def slow_hog(img, nbins=9, pool=8, gaussian_window=0):
     return (out / norm).reshape(C * nbins, H // pool, W // pool)
 
 
-@pytest.mark.parametrize('size,gaussian_window', [((16, 24), 0),
-                                                  ((16, 16), 8)])
-def test_hog_matches_slow_reference(size, gaussian_window):
+# pool=2 on 16 px is the Fashion-MNIST study's HOG (cells of 2 px, patch 4).
+@pytest.mark.parametrize('size,gaussian_window,pool', [((16, 24), 0, 8),
+                                                       ((16, 16), 8, 8),
+                                                       ((16, 16), 0, 2)])
+def test_hog_matches_slow_reference(size, gaussian_window, pool):
     imgs = torch.randn(2, 3, *size)
-    hog = FastMIMHOGGenerator(gaussian_window=gaussian_window)(imgs)
-    assert hog.shape == (2, 27, size[0] // 8, size[1] // 8)
+    hog = FastMIMHOGGenerator(pool=pool, gaussian_window=gaussian_window)(imgs)
+    assert hog.shape == (2, 27, size[0] // pool, size[1] // pool)
     for b in range(2):
-        ref = slow_hog(imgs[b], gaussian_window=gaussian_window)
+        ref = slow_hog(imgs[b], pool=pool, gaussian_window=gaussian_window)
         torch.testing.assert_close(hog[b].double(), ref, atol=1e-5, rtol=1e-4)
 
 

@@ -213,16 +213,23 @@ def test_an_interrupted_fine_tuning_goes_on_from_its_last_curve_point(
     assert whole['resumed_at'] == []
     resume_file = interrupted('ft-parts')
     assert study.interrupted_at(str(resume_file), settings) == 2
+    # Mark what the interrupted run kept, to tell it from what the resumed
+    # run measures (the smoke accuracy is 0% at iteration 2 either way).
+    saved = torch.load(resume_file, map_location='cpu', weights_only=False)
+    assert saved['meta']['study']['curve'] == whole['curve'][:1]
+    saved['meta']['study'].update(curve=[[2, 12.5]], seconds=1000.)
+    torch.save(saved, resume_file)
     capsys.readouterr()
     parts = fine_tune('ft-parts')
     assert f'going on from iteration 2 of the interrupted run ' \
         f'({resume_file})' in capsys.readouterr().out
     assert parts['resumed_at'] == [2]
-    # The point before the interruption is the interrupted run's, the same
-    # as the uninterrupted run's; the one after comes from the resumed run.
+    # The point before the interruption is the interrupted run's; the one
+    # after comes from the resumed run; the time adds up over both.
     assert [it for it, _ in parts['curve']] == [2, 4]
-    assert parts['curve'][0] == whole['curve'][0]
-    assert 0 < parts['seconds'] and len(parts['train_loss']) == 1
+    assert parts['curve'][0] == [2, 12.5]
+    assert 1000. < parts['seconds'] < 1000. + whole['seconds'] * 10
+    assert len(parts['train_loss']) == 1
     assert not resume_file.exists()
     # An interrupted run with other settings is not continued.
     resume_file = interrupted('ft-other')

@@ -3,13 +3,13 @@
 # `make lint`: flake8, isort and yapf (settings in setup.cfg) over the tree.
 # `make test`: install if needed, lint, then run the test suite.
 # `make study [PRESET=smoke|quick|full]`: install if needed, then run the
-# Fashion-MNIST study (tools/analysis/fashion_mnist_study.py) into STUDY_DIR.
+# Fashion-MNIST study (projects/fashion_mnist_study/run.py) into STUDY_DIR.
 PY := .venv/bin/python
 DEMO_CONFIG := configs/fastmim/fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-128px.py
 DEMO_DIR := work_dirs/demo
 PRESET ?= quick
 STUDY_DIR ?= work_dirs/study
-LINT_PATHS := fastmim_mm tools tests configs setup.py
+LINT_PATHS := fastmim_mm tools tests configs projects setup.py
 
 .PHONY: install demo lint test study
 
@@ -31,4 +31,4 @@ test: lint
 	$(PY) -m pytest tests -q
 
 study: install
-	$(PY) tools/analysis/fashion_mnist_study.py --preset $(PRESET) --work-dir $(STUDY_DIR)
+	$(PY) projects/fashion_mnist_study/run.py --preset $(PRESET) --work-dir $(STUDY_DIR)

@@ -1,7 +1,7 @@
-"""The Fashion-MNIST study's smoke preset, run as a user runs it, on IDX
-files written here in the Debian package's layout (gzipped)."""
+"""The Fashion-MNIST study (projects/fashion_mnist_study): its smoke preset,
+run as a user runs it, on IDX files written here in the Debian package's
+layout (gzipped), and the committed full study, reported from its cache."""
 import gzip
-import importlib.util
 import json
 import os
 import shutil
@@ -13,9 +13,19 @@ import pytest
 import torch
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
 
+from fastmim_mm.engine import read_checkpoint
+from projects.fashion_mnist_study import run as study
+from projects.fashion_mnist_study.arms import PRESETS, unit_settings
+from projects.fashion_mnist_study.data import labelled_subset
+from projects.fashion_mnist_study.report import (aggregate, write_plot,
+                                                 write_table)
+from projects.fashion_mnist_study.runs import Recorder, interrupted_at
+from projects.fashion_mnist_study.units import (Cache, load_calibration,
+                                                run_finetune)
 from ..conftest import ROOT
 
-STUDY_PY = ROOT / 'tools' / 'analysis' / 'fashion_mnist_study.py'
+STUDY_PY = ROOT / 'projects' / 'fashion_mnist_study' / 'run.py'
+COMMITTED = ROOT / 'docs' / 'study'
 ARMS = ['scratch', 'hog16', 'hog32-time', 'pixel32', 'mae32-time']
 
 
@@ -43,14 +53,16 @@ def make_idx_dir(root, train=600, test=200):
     return root
 
 
-def run_study(*args):
-    return subprocess.run(
-        [sys.executable, str(STUDY_PY), *map(str, args)],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=1800)
+def run_study(*args, code=None):
+    """Run the study as a user does (or ``python -c code`` with the
+    arguments, to change a module constant first)."""
+    command = [str(STUDY_PY)] if code is None else ['-c', code]
+    return subprocess.run([sys.executable, *command, *map(str, args)],
+                          cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True,
+                          text=True,
+                          timeout=1800)
 
 
 @pytest.fixture(scope='module')
@@ -126,8 +138,8 @@ def test_every_arm_is_evaluated_with_the_32px_position_table(smoke):
         run = results['arms'][arm]['runs']['0']
         ckpt = root / 'work' / run['pretrain']['checkpoint']
         encoder = ckpt.with_name(ckpt.stem + '_encoder-32px.pth')
-        pretrained = torch.load(ckpt, weights_only=False)['state_dict']
-        evaluated = torch.load(encoder, weights_only=False)['state_dict']
+        pretrained = read_checkpoint(str(ckpt))['state_dict']
+        evaluated = read_checkpoint(str(encoder))['state_dict']
         assert set(evaluated) == {
             k
             for k in pretrained if k.startswith('backbone.')
@@ -179,31 +191,28 @@ def test_smoke_resumes_from_its_cache(smoke):
 def test_an_interrupted_fine_tuning_goes_on_from_its_last_curve_point(
         smoke, monkeypatch, capsys):
     root, args, _ = smoke
-    spec = importlib.util.spec_from_file_location('study', STUDY_PY)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
     opts = study.parse_args(list(map(str, args)))
     cache = root / 'work' / 'cache' / 'scratch' / 'pt0'
     pretrain = json.loads((cache / 'pretrain.json').read_text())
     settings = json.loads((cache / 'ft0.json').read_text())['settings']
-    labelled = study.labelled_subset(opts.data_dir, settings['labels'])
+    labelled = labelled_subset(opts.data_dir, settings['labels'])
     runs = root / 'work' / 'runs' / 'scratch' / 'pt0'
 
     def fine_tune(unit, settings=settings):
-        return study.run_finetune(opts, 'scratch', 0, unit, pretrain, settings,
-                                  labelled)
+        return run_finetune(opts, 'scratch', 0, unit, pretrain, settings,
+                            labelled)
 
     def interrupted(unit):
         """Fine-tune, stopped in the third of four iterations (after the
         accuracy point at 2)."""
-        record = study.Recorder.after_train_iter
+        record = Recorder.after_train_iter
 
         def stop(self, runner, batch_idx, data_batch=None, outputs=None):
             if runner.iter == 2:
                 raise KeyboardInterrupt
             record(self, runner, batch_idx, data_batch, outputs)
 
-        monkeypatch.setattr(study.Recorder, 'after_train_iter', stop)
+        monkeypatch.setattr(Recorder, 'after_train_iter', stop)
         with pytest.raises(KeyboardInterrupt):
             fine_tune(unit)
         monkeypatch.undo()
@@ -212,10 +221,10 @@ def test_an_interrupted_fine_tuning_goes_on_from_its_last_curve_point(
     whole = fine_tune('ft-whole')
     assert whole['resumed_at'] == []
     resume_file = interrupted('ft-parts')
-    assert study.interrupted_at(str(resume_file), settings) == 2
+    assert interrupted_at(str(resume_file), settings) == 2
     # Mark what the interrupted run kept, to tell it from what the resumed
     # run measures (the smoke accuracy is 0% at iteration 2 either way).
-    saved = torch.load(resume_file, map_location='cpu', weights_only=False)
+    saved = read_checkpoint(str(resume_file))
     assert saved['meta']['study']['curve'] == whole['curve'][:1]
     saved['meta']['study'].update(curve=[[2, 12.5]], seconds=1000.)
     torch.save(saved, resume_file)
@@ -234,7 +243,7 @@ def test_an_interrupted_fine_tuning_goes_on_from_its_last_curve_point(
     # An interrupted run with other settings is not continued.
     resume_file = interrupted('ft-other')
     other = dict(settings, ft_iters=6)
-    assert study.interrupted_at(str(resume_file), other) is None
+    assert interrupted_at(str(resume_file), other) is None
     assert not resume_file.exists()
 
 
@@ -245,8 +254,81 @@ def test_missing_idx_files_are_named(tmp_path):
                        tmp_path / 'work')
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f'fashion_mnist_study.py: error: --idx-dir {tmp_path}: '
+        f'fashion_mnist_study/run.py: error: --idx-dir {tmp_path}: '
         'train-labels-idx1-ubyte, t10k-images-idx3-ubyte, '
         't10k-labels-idx1-ubyte missing (.gz or not); the folder needs the '
         'four Fashion-MNIST IDX files.'
     ]
+
+
+def test_without_the_debian_package_the_install_command_is_named(tmp_path):
+    """No --idx-dir, no IDX files in --data-dir and none in the Debian
+    package's folder (pointed at an empty one here): one line with the
+    install command and the alternative, exit status 1, nothing installed
+    and nothing written."""
+    debian = tmp_path / 'fashion-mnist'
+    debian.mkdir()
+    code = ('import sys; from projects.fashion_mnist_study import data; '
+            'data.DEBIAN_DIR = sys.argv[1]; '
+            'from projects.fashion_mnist_study.run import main; '
+            'main(sys.argv[2:])')
+    result = run_study(
+        debian,
+        '--preset',
+        'smoke',
+        '--data-dir',
+        tmp_path / 'data',
+        '--work-dir',
+        tmp_path / 'work',
+        code=code)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f'fashion_mnist_study/run.py: error: Fashion-MNIST not found in '
+        f'{debian}: install it with `sudo apt-get install '
+        'dataset-fashion-mnist`, or pass --idx-dir FOLDER with its four IDX '
+        'files.'
+    ]
+    assert list(debian.iterdir()) == []
+    assert not (tmp_path / 'data').exists()
+
+
+def test_the_committed_study_reports_from_its_cache(tmp_path):
+    """docs/study's unit JSONs and calibration, read as a resumed study
+    reads them, aggregate into its results.json and results.md again,
+    without training."""
+    committed = json.loads((COMMITTED / 'results.json').read_text())
+    preset = PRESETS['full']
+    assert committed['settings'] == preset
+    calibration = load_calibration(str(COMMITTED), preset)
+    cache = Cache(str(COMMITTED))
+    records = {arm: {} for arm in preset['arms']}
+    for seed in preset['pt_seeds']:
+        for arm in preset['arms']:
+            settings = unit_settings(arm, seed, preset, calibration)
+            units = {
+                unit: cache.get(arm, seed, unit, s)
+                for unit, s in settings.items()
+            }
+            assert None not in units.values(), (arm, seed)
+            records[arm][seed] = dict(
+                pretrain=units.pop('pretrain'),
+                knn=units.pop('knn'),
+                finetune=units)
+    results = aggregate('full', preset, records, calibration,
+                        committed['evaluation']['labelled_indices'],
+                        committed['study_seconds'], committed['machine'])
+    assert json.loads(json.dumps(results)) == committed
+    arms = results['arms']
+    assert arms['hog32-time']['iters'] == 482
+    assert arms['mae32-time']['iters'] == 1560
+    assert round(arms['hog16']['knn_mean_std'][0], 1) == 79.3
+    assert round(arms['hog32']['finetune_mean_std'][0], 1) == 83.6
+    assert results['run_seconds'] / 3600 == pytest.approx(14.53, abs=0.005)
+    write_table(results, str(tmp_path / 'results.md'))
+    table = (tmp_path / 'results.md').read_text()
+    assert table == (COMMITTED / 'results.md').read_text()
+    assert '| FastMIM-HOG 16 px | 2000 (4.27) | 677 | 378 | 79.3 ± 1.1 ' \
+        '(n=2) | 81.8 ± 0.3 (n=4) |' in table
+    write_plot(results, str(tmp_path / 'results.png'))
+    assert (tmp_path / 'results.png').read_bytes()[:8] == \
+        b'\x89PNG\r\n\x1a\n'

@@ -1,5 +1,5 @@
 # What every arm of the Fashion-MNIST study shares
-# (tools/analysis/fashion_mnist_study.py): the data, the encoder (ViT, 6
+# (projects/fashion_mnist_study/): the data, the encoder (ViT, 6
 # blocks of width 192, patch 4) and the runtime. The study sets seeds,
 # iteration counts and the data location; the configs also train on their own
 # with tools/train.py once data/fashion_mnist holds the un-gzipped IDX files.

@@ -141,7 +141,7 @@ def run_curves(work_dir: str) -> dict:
 
 
 def plot(runs: list, labels: list, keys: list, out: str, title=None):
-    cols = min(3, len(keys))
+    cols = 2 if len(keys) == 4 else min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(
         rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)

@@ -1,8 +1,7 @@
 """FastMIM for OpenMMLab. Importing the package (what configs'
-``custom_imports`` do) runs :func:`~fastmim_mm.utils.register_all_modules`
-once: FastMIM's modules join MMPretrain's registries, checkpoint loads are
-checked against the model, and the stack's compatibility fixes
-(:mod:`fastmim_mm.compat`) are applied where needed."""
+``custom_imports`` do) registers FastMIM's modules in MMPretrain's
+registries and changes nothing else; the checks and stack fixes of the
+toolkit's runs belong to :class:`~fastmim_mm.engine.FastMIMRunner`."""
 from .utils import register_all_modules
 
 __version__ = '0.1.0'

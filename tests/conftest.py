@@ -13,10 +13,10 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import HOOKS
+from synthetic_imagenet import make_imagenet_folder
 from torch import nn
 
 import fastmim_mm  # noqa: F401
-from fastmim_mm.datasets import make_imagenet_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / 'configs'
@@ -185,8 +185,8 @@ def runner_config(work_dir,
     cfg.train_dataloader.batch_size = batch_size
     cfg.train_dataloader.num_workers = 0
     cfg.train_dataloader.persistent_workers = False
-    cfg.train_dataloader.dataset.data_root = data_root
-    cfg.train_dataloader.dataset.pipeline[0].scale = input_size
+    cfg.train_dataloader.dataset.dataset.data_root = data_root
+    cfg.train_dataloader.dataset.dataset.pipeline[0].scale = input_size
     cfg.train_cfg.max_epochs = max_epochs
     cfg.param_scheduler = None
     cfg.default_hooks.checkpoint.interval = 1

@@ -39,7 +39,7 @@ def test_config_builds_with_paper_recipe(path):
     assert opt.type == 'AdamW' and opt.betas == (0.9, 0.95)
     assert opt.weight_decay == 0.05
     assert model.mask_generator.mask_ratio == 0.75
-    crop = cfg.train_dataloader.dataset.pipeline[0]
+    crop = cfg.train_dataloader.dataset.dataset.pipeline[0]
     if 'gpu-decode' in name:
         assert crop.type == 'DeviceDecodeRandomResizedCrop'
         assert model.data_preprocessor.__class__.__name__ == \

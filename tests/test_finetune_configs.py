@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 
 from fastmim_mm.compat.scipy_interp2d import \
     resize_relative_position_bias_table
+from fastmim_mm.engine import CheckedLoading, read_checkpoint
 from .conftest import CONFIG_DIR, TINY_VIT
 
 BENCH = CONFIG_DIR / 'fastmim' / 'benchmarks'
@@ -39,7 +40,10 @@ def test_finetune_recipe(name, lr, decay):
         ['Mixup', 'CutMix']
     assert [a.alpha for a in cfg.model.train_cfg.augments] == [0.8, 1.0]
     assert cfg.model.head.loss.label_smooth_val == 0.1
-    pipeline = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
+    pipeline = {
+        t.type: t
+        for t in cfg.train_dataloader.dataset.dataset.pipeline
+    }
     assert pipeline['RandomErasing'].erase_prob == 0.25
     assert pipeline['RandAugment'].magnitude_level == 9
     assert pipeline['RandAugment'].magnitude_std == 0.5
@@ -74,7 +78,8 @@ def _build(cfg):
     # The Runner hands the top-level data_preprocessor to the model.
     cfg.model.data_preprocessor = cfg.data_preprocessor
     model = MODELS.build(cfg.model)
-    model.init_weights()
+    with CheckedLoading():  # as FastMIMRunner loads
+        model.init_weights()
     return model
 
 
@@ -163,17 +168,20 @@ def tiny_finetune_config(image_folder, checkpoint, name) -> Config:
     cfg.model.backbone.init_cfg.checkpoint = str(checkpoint)
     cfg.model.head.update(num_classes=2, in_channels=64)
     cfg.data_preprocessor.num_classes = 2
-    cfg.train_dataloader.dataset.pipeline[1].scale = 64
+    cfg.train_dataloader.dataset.dataset.pipeline[1].scale = 64
     cfg.val_dataloader.dataset.pipeline[1].scale = 72
     cfg.val_dataloader.dataset.pipeline[2].crop_size = 64
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+    folder = dict(
+        type='CustomDataset',
+        data_root=image_folder,
+        ann_file='meta/train.txt',
+        data_prefix='train')
+    train, val = cfg.train_dataloader, cfg.val_dataloader
+    train.dataset.dataset = dict(
+        folder, pipeline=train.dataset.dataset.pipeline)
+    val.dataset = dict(folder, pipeline=val.dataset.pipeline)
+    for loader in (train, val):
         loader.update(batch_size=4, num_workers=0, persistent_workers=False)
-        loader.dataset = dict(
-            type='CustomDataset',
-            data_root=image_folder,
-            ann_file='meta/train.txt',
-            data_prefix='train',
-            pipeline=loader.dataset.pipeline)
     cfg.test_dataloader = cfg.val_dataloader
     cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy', topk=1)
     cfg.optim_wrapper.type = 'OptimWrapper'
@@ -195,7 +203,7 @@ def test_finetune_runs_through_train_py(train_module, image_folder, tmp_path,
     from .conftest import runner_config
     pre = runner_config(tmp_path / 'pre', image_folder, custom_hooks=[])
     Runner.from_cfg(pre).train()
-    ckpt = torch.load(tmp_path / 'pre' / 'epoch_1.pth', weights_only=True)
+    ckpt = read_checkpoint(tmp_path / 'pre' / 'epoch_1.pth')
 
     cfg = tiny_finetune_config(image_folder, tmp_path / 'pre' / 'epoch_1.pth',
                                'finetune_' + tmp_path.name)
@@ -206,7 +214,7 @@ def test_finetune_runs_through_train_py(train_module, image_folder, tmp_path,
 
     iters = [r for r in records if r['event'] == 'iter']
     assert len(iters) == 4 and all(r['loss'] > 0 for r in iters)
-    tuned = torch.load(tmp_path / 'ft' / 'epoch_1.pth', weights_only=True)
+    tuned = read_checkpoint(tmp_path / 'ft' / 'epoch_1.pth')
     # Started from the pre-trained encoder: a block's qkv moved only by
     # one epoch of small (layer-decayed, warm-up) steps.
     key = 'backbone.layers.0.attn.qkv.weight'

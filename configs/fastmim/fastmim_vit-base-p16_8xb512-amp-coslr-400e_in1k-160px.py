@@ -5,12 +5,13 @@ _base_ = './fastmim_vit-base-p16_8xb512-amp-coslr-400e_in1k-128px.py'
 
 model = dict(input_size=160, backbone=dict(img_size=160))
 train_dataloader = dict(
-    dataset=dict(pipeline=[
-        dict(
-            type='DecodeRandomResizedCrop',
-            scale=160,
-            crop_ratio_range=(0.2, 1.0),
-            interpolation='bicubic'),
-        dict(type='RandomFlip', prob=0.5),
-        dict(type='PackInputs'),
-    ]))
+    dataset=dict(
+        dataset=dict(pipeline=[
+            dict(
+                type='DecodeRandomResizedCrop',
+                scale=160,
+                crop_ratio_range=(0.2, 1.0),
+                interpolation='bicubic'),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackInputs'),
+        ])))

@@ -23,4 +23,4 @@ train_pipeline = [
 train_dataloader = dict(
     # Byte strings differ in length: batched as lists, not stacked.
     collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(pipeline=train_pipeline))
+    dataset=dict(dataset=dict(pipeline=train_pipeline)))

@@ -1,41 +1,19 @@
-"""Fixes for the libraries this toolkit runs on, each applied only where
-the condition that breaks the stack holds.
+"""Fixes for the libraries this toolkit runs on. Importing the toolkit
+applies none of them; each is scoped to what needs it.
 
 - ``torch_load``: torch >= 2.6 loads weights-only by default and refuses
-  MMEngine 0.10.7's own checkpoints (``--resume``); the types MMEngine
-  saves are added to torch's allow-list.
+  MMEngine 0.10.7's own checkpoints (``--resume``);
+  :func:`~fastmim_mm.engine.read_checkpoint` allows the types MMEngine
+  saves for its own loads only.
 - ``scipy_interp2d``: SciPy >= 1.14 removed ``interp2d``, with which
   MMPretrain 1.2.0 resizes Swin/BEiT relative-position tables (window 4
-  pre-training to window 7 fine-tuning); a ``RectBivariateSpline``
-  implementation replaces MMPretrain's.
+  pre-training to window 7 fine-tuning); ``FastMIMRunner`` resizes them
+  with ``RectBivariateSpline`` during its loads.
 - ``mmcv_ops``: an mmcv built without CUDA kernels (``tools/setup_env.sh``)
-  stops at the first ``nms`` on a GPU; CUDA tensors' ``nms`` and
-  ``RoIAlign`` go to torchvision's kernels.
-
-:func:`apply_compat_fixes` applies them; ``fastmim_mm.utils``'
-``register_all_modules`` (run by ``import fastmim_mm``, thus by configs'
-``custom_imports``) calls it.
+  stops at the first ``nms`` on a GPU. The one process-wide fix:
+  ``FastMIMRunner`` routes CUDA tensors' ``nms`` and ``RoIAlign`` to
+  torchvision's kernels when it is built on a machine with a CUDA device
+  and such an mmcv, and logs it.
+- ``private_api``: every private API of another library the toolkit uses,
+  with the versions it was checked against.
 """
-from typing import Optional, Tuple
-
-from . import mmcv_ops, scipy_interp2d, torch_load
-
-FIXES = dict(
-    torch_load=torch_load, scipy_interp2d=scipy_interp2d, mmcv_ops=mmcv_ops)
-_applied: Optional[Tuple[str, ...]] = None
-
-
-def apply_compat_fixes() -> Tuple[str, ...]:
-    """Apply each fix in :data:`FIXES` whose ``needed()`` holds; a second
-    call does nothing.
-
-    Returns:
-        tuple[str]: The names of the fixes applied (by this call or an
-        earlier one).
-    """
-    global _applied
-    if _applied is None:
-        _applied = tuple(name for name, fix in FIXES.items() if fix.needed())
-        for name in _applied:
-            FIXES[name].apply()
-    return _applied

@@ -21,6 +21,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torchvision
 
+from . import private_api
+
 _ROUTED_MODULES = ('mmcv.ops.nms', 'mmcv.ops.roi_align')
 
 
@@ -95,7 +97,7 @@ class TorchvisionKernels:
         dtype = _compute_dtype(grad_output, rois)
         batch, channels, height, width = grad_input.shape
         grad_input.copy_(
-            torch.ops.torchvision._roi_align_backward(
+            private_api.roi_align_backward(
                 grad_output.to(dtype), rois.to(dtype), params['spatial_scale'],
                 params['aligned_height'], params['aligned_width'], batch,
                 channels, height, width, params['sampling_ratio'],
@@ -134,20 +136,24 @@ def route_mmcv_ops_to_torchvision(
     before = ()
     for name in _ROUTED_MODULES:
         module = importlib.import_module(name)
-        if isinstance(module.ext_module, TorchvisionKernels):
-            before = module.ext_module.device_types
-            module.ext_module.device_types = tuple(device_types)
+        kernels = private_api.mmcv_op_kernels(module)
+        if isinstance(kernels, TorchvisionKernels):
+            before = kernels.device_types
+            kernels.device_types = tuple(device_types)
         else:
-            module.ext_module = TorchvisionKernels(module.ext_module,
-                                                   device_types)
+            private_api.set_mmcv_op_kernels(
+                module, TorchvisionKernels(kernels, device_types))
     return before
 
 
 def needed() -> bool:
-    """mmcv's ops are built, without CUDA kernels."""
-    return mmcv_has_cuda_ops() is False
+    """A CUDA device, and mmcv's ops built without CUDA kernels."""
+    return torch.cuda.is_available() and mmcv_has_cuda_ops() is False
 
 
-def apply() -> None:
-    """Route CUDA tensors' ``nms`` and ``RoIAlign`` to torchvision."""
-    route_mmcv_ops_to_torchvision(('cuda', ))
+def apply() -> bool:
+    """Route CUDA tensors' ``nms`` and ``RoIAlign`` to torchvision where
+    :func:`needed`; True if this call changed the routing."""
+    if not needed():
+        return False
+    return route_mmcv_ops_to_torchvision(('cuda', )) != ('cuda', )

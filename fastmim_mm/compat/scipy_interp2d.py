@@ -4,14 +4,20 @@ MMPretrain 1.2.0 resizes these tables (e.g. window 4 in FastMIM pre-training
 to window 7 for fine-tuning) with ``scipy.interpolate.interp2d``, which SciPy
 1.14 removed, so loading such a checkpoint fails. This module computes the
 same interpolation with ``RectBivariateSpline`` (what interp2d did on a
-rectilinear grid: an interpolating bicubic spline, s=0) and installs it in
-MMPretrain's backbones.
+rectilinear grid: an interpolating bicubic spline, s=0);
+:func:`tables_resized_without_interp2d` makes MMPretrain's backbones use it
+for the loads inside a block (``FastMIMRunner`` opens one around its loads).
 """
+from contextlib import contextmanager
+
 import numpy as np
 import scipy
 import torch
 from mmengine.utils import digit_version
+from mmpretrain.models.backbones import beit, swin_transformer
 from scipy.interpolate import RectBivariateSpline
+
+from . import private_api
 
 
 def _source_offsets(src_size: int, dst_size: int) -> np.ndarray:
@@ -61,9 +67,21 @@ def needed() -> bool:
     return digit_version(scipy.__version__) >= digit_version('1.14.0')
 
 
-def apply() -> None:
-    """Make MMPretrain's Swin and BEiT backbones use this implementation."""
-    from mmpretrain.models.backbones import beit, swin_transformer
-    for module in (swin_transformer, beit):
-        module.resize_relative_position_bias_table = \
-            resize_relative_position_bias_table
+@contextmanager
+def tables_resized_without_interp2d():
+    """Within the block, MMPretrain's Swin and BEiT backbones resize their
+    tables with :func:`resize_relative_position_bias_table` (where SciPy has
+    no interp2d; elsewhere nothing changes); restored on exit."""
+    if not needed():
+        yield
+        return
+    modules = (swin_transformer, beit)
+    saved = [private_api.table_resizer(m) for m in modules]
+    for module in modules:
+        private_api.set_table_resizer(module,
+                                      resize_relative_position_bias_table)
+    try:
+        yield
+    finally:
+        for module, resize in zip(modules, saved):
+            private_api.set_table_resizer(module, resize)

@@ -5,16 +5,19 @@ starts: what a sample gets depends on which worker draws it and on what
 that worker drew before. A resumed run restarts persistent workers from
 their first seeds, so it cannot repeat the interrupted run's crops. Here
 each sample's draws come from streams seeded by ``(seed, epoch, index)``
-instead.
+instead: :class:`PerSampleSeedSampler` yields the seeds with the indices and
+:class:`PerSampleSeedDataset` seeds the streams with them, both named in
+the config.
 """
+import copy
 import random
 from contextlib import contextmanager, nullcontext
 from typing import Iterator, Optional, Sized
 
 import numpy as np
 import torch
-from mmengine.dataset import Compose, DefaultSampler
-from mmpretrain.registry import DATA_SAMPLERS
+from mmengine.dataset import DefaultSampler
+from mmpretrain.registry import DATA_SAMPLERS, DATASETS
 from torch.utils.data import get_worker_info
 
 
@@ -51,26 +54,51 @@ def _streams_kept():
         torch.set_rng_state(states[2])
 
 
-class SeededPipeline(Compose):
-    """A dataset's pipeline that runs each sample whose ``sample_idx`` is a
-    :class:`SeededIndex` on global streams seeded from it.
+@DATASETS.register_module()
+class PerSampleSeedDataset:
+    """A dataset whose samples draw their random augmentations from streams
+    seeded by ``(seed, epoch, index)``.
 
-    In a data loader worker the streams are left as the sample leaves them
-    (a replacement for a skipped sample is then drawn from them too); in
-    the main process (``num_workers=0``) they are restored afterwards, so
-    loading data does not change the training process's draws. Other
-    indices (a dataset read directly) run on the streams as they are.
+    Given a :class:`SeededIndex` (what :class:`PerSampleSeedSampler`
+    yields), it seeds Python's, numpy's and torch's (CPU) global streams
+    from it, then loads the sample from the wrapped dataset. In a data
+    loader worker the streams are left as the sample leaves them (a
+    replacement for a skipped sample is then drawn from them too); in the
+    main process (``num_workers=0``) they are restored afterwards, so
+    loading data does not change the training process's draws. A plain
+    index loads the sample on the streams as they are. Attributes it does
+    not have (``pipeline``, ``data_root``, ...) are the wrapped dataset's.
+
+    Args:
+        dataset (dict | Dataset): The dataset, or its config.
     """
 
-    def __call__(self, data: dict) -> Optional[dict]:
-        index = data.get('sample_idx')
+    seeds_each_sample = True
+
+    def __init__(self, dataset) -> None:
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build(dataset)
+        self.dataset = dataset
+
+    @property
+    def metainfo(self) -> dict:
+        return copy.deepcopy(self.dataset.metainfo)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str):
+        if name == 'dataset':  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index):
         if not isinstance(index, SeededIndex):
-            return super().__call__(data)
-        data['sample_idx'] = int(index)
+            return self.dataset[index]
         in_worker = get_worker_info() is not None
         with nullcontext() if in_worker else _streams_kept():
             seed_global_streams(index.seed, index.epoch, int(index))
-            return super().__call__(data)
+            return self.dataset[int(index)]
 
 
 @DATA_SAMPLERS.register_module()
@@ -79,18 +107,17 @@ class PerSampleSeedSampler(DefaultSampler):
     streams seeded by ``(seed, epoch, index)``.
 
     It yields the indices of ``DefaultSampler`` (same order, same split
-    across processes), each carrying the sampler's seed and the epoch, and
-    makes the dataset's pipeline a :class:`SeededPipeline`, which seeds
-    Python's, numpy's and torch's global streams from them before the
-    transforms run. A sample's crop and flip thus do not depend on the
-    number of workers, on which worker loads it, or on whether workers are
-    persistent; the seed is the same in every process, the epoch is set by
-    ``DistSamplerSeedHook`` and restored on resume, so a resumed run
-    repeats the uninterrupted run's augmentations.
+    across processes), each carrying the sampler's seed and the epoch, for
+    a :class:`PerSampleSeedDataset`, which seeds Python's, numpy's and
+    torch's global streams from them before the transforms run. A sample's
+    crop and flip thus do not depend on the number of workers, on which
+    worker loads it, or on whether workers are persistent; the seed is the
+    same in every process, the epoch is set by ``DistSamplerSeedHook`` and
+    restored on resume, so a resumed run repeats the uninterrupted run's
+    augmentations.
 
     Args:
-        dataset (Sized): The dataset; it must have a ``pipeline`` (a
-            dataset wrapper that maps indices would drop the seeds).
+        dataset (PerSampleSeedDataset): The dataset.
         shuffle (bool): Whether to shuffle the indices. Defaults to True.
         seed (int, optional): Seed of the order and of the augmentations,
             the same in every process. None draws one and shares it.
@@ -105,15 +132,14 @@ class PerSampleSeedSampler(DefaultSampler):
                  seed: Optional[int] = None,
                  round_up: bool = True) -> None:
         super().__init__(dataset, shuffle, seed, round_up)
-        pipeline = getattr(dataset, 'pipeline', None)
-        if not isinstance(pipeline, Compose):
+        # Seen through wrappers that forward attributes (MMEngine's
+        # ``num_batch_per_epoch`` slice).
+        if getattr(dataset, 'seeds_each_sample', False) is not True:
             raise TypeError(
-                f'PerSampleSeedSampler needs a dataset with a pipeline, got '
-                f'{type(dataset).__name__}: set the sampler of this '
-                f'dataloader to DefaultSampler.')
-        # In place, as the pipeline may be reached through a wrapper that
-        # forwards attributes (MMEngine's ``num_batch_per_epoch`` slice).
-        pipeline.__class__ = SeededPipeline
+                f'PerSampleSeedSampler needs its dataset wrapped in a '
+                f'PerSampleSeedDataset, got {type(dataset).__name__}: set '
+                f"the dataloader's dataset=dict(type='PerSampleSeedDataset'"
+                f', dataset=...), or its sampler to DefaultSampler.')
 
     def __iter__(self) -> Iterator[SeededIndex]:
         for index in super().__iter__():

@@ -26,6 +26,8 @@ from mmengine.runner import (EpochBasedTrainLoop, IterBasedTrainLoop,
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..compat import private_api
+
 NEW_KEY_PREFIX = '+'
 
 # Top-level settings MMEngine's Runner reads (Runner.from_cfg and the
@@ -169,7 +171,7 @@ def unknown_key_message(cfg: Config, full_key: str) -> Optional[str]:
     if nothing can tell)."""
     scope = cfg.get('default_scope') or 'mmengine'
     parts = full_key.split('.')
-    node = cfg._cfg_dict
+    node = private_api.config_tree(cfg)
     for i, key in enumerate(parts):
         path = tuple(parts[:i])
         where = '.'.join(path)
@@ -188,6 +190,10 @@ def unknown_key_message(cfg: Config, full_key: str) -> Optional[str]:
         if accepted is None or key in accepted:
             return None
         suggestion = _suggest(key, set(node) | accepted)
+        inner = node.get('dataset')
+        if isinstance(inner, dict) and key in inner:
+            suggestion = (f' Did you mean {where}.dataset.{key}? (the '
+                          f'{node.get("type")} in {where} wraps a dataset)')
         if not path:
             return f'has no top-level key {key!r}.{suggestion}'
         owner = node.get('type', _TYPELESS.get(path[0], 'MMEngine'))

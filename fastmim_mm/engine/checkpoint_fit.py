@@ -3,11 +3,12 @@
 MMEngine loads every checkpoint a config names (a backbone's
 ``init_cfg=dict(type='Pretrained', ...)``, ``load_from``, ``--resume``)
 non-strictly: tensors that do not fit are skipped with a "do not match
-exactly" warning and the run trains from random weights. After
-:func:`check_checkpoint_loading` those loads go through
-:func:`load_checked`, which stops the run with one line naming the file,
-the first tensors that do not fit and the likely cause. Only the expected
-differences pass, summarised in one log line:
+exactly" warning and the run trains from random weights. Inside a
+:class:`CheckedLoading` block (:class:`~fastmim_mm.engine.FastMIMRunner`
+opens one around every load of its run) a load that does not fit stops
+with one line naming the file, the first tensors that do not fit and the
+likely cause. Only the expected differences pass, summarised in one log
+line:
 
 - position embeddings and relative-position tables of another size (the
   backbones resize them on load) and relative-position index buffers
@@ -21,31 +22,26 @@ differences pass, summarised in one log line:
   of another size.
 
 A ``--resume`` checkpoint must fit exactly, and one loaded into a FastMIM
-model passes ``FastMIM.check_checkpoint``. ``fastmim_mm.utils``'
-``register_all_modules`` (run by ``import fastmim_mm``) installs the checks:
-they are a feature of the toolkit, not a fix for the stack.
+model passes ``FastMIM.check_checkpoint``. Local files are read
+weights-only (:func:`~fastmim_mm.engine.read_checkpoint`).
 """
-import functools
 import logging
 import re
+from contextlib import ExitStack
 from typing import Dict, List, Optional, Tuple
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModel, is_model_wrapper
-from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 
+from ..compat import private_api
+from ..compat.scipy_interp2d import tables_resized_without_interp2d
 from .checkpoint import read_checkpoint
 
 CONVERTER = 'tools/model_converters/fastmim_official_to_mm.py'
 _REFUSED_HINT = ('MMEngine and this toolkit save no such objects; an '
                  'official FastMIM checkpoint is converted with python '
                  f'{CONVERTER} SRC DST.')
-
-# Where the next load_state_dict call's tensors come from.
-_source: Dict[str, Optional[str]] = dict(file=None, prefix=None)
-_resuming = [False]  # inside Runner.resume
-_originals: dict = {}
 
 _OUTPUT_NORM = re.compile(r'^(ln\d*|norm\d*|fc_norm|pre_norm)\.')
 # Keys of the official FastMIM code (timm ViT, original Swin, its decoder).
@@ -200,6 +196,18 @@ def _first(items: List[str], n: int = 3) -> str:
     return ', '.join(items[:n]) + more
 
 
+def _mode(module, resume: bool) -> str:
+    """How a load into ``module`` is checked: 'resume' (a whole model,
+    exactly), 'exact' (a model with its own ``check_checkpoint``), 'model'
+    (a whole model) or 'part' (a backbone or other part)."""
+    whole = isinstance(module, BaseModel)
+    if resume and whole:
+        return 'resume'
+    if hasattr(module, 'check_checkpoint'):
+        return 'exact'
+    return 'model' if whole else 'part'
+
+
 def check_fit(module,
               state_dict: dict,
               file: Optional[str] = None,
@@ -216,14 +224,8 @@ def check_fit(module,
         resume (bool): The checkpoint is resumed: it must fit exactly.
     """
     whole = isinstance(module, BaseModel)
-    mode = ('resume' if resume and whole else 'exact' if hasattr(
-        module, 'check_checkpoint') else 'model' if whole else 'part')
+    mode = _mode(module, resume)
     source = file or 'the checkpoint'
-    if mode == 'exact':
-        try:
-            module.check_checkpoint(state_dict)
-        except ValueError as e:
-            raise CheckpointMismatchError(f'{source}: {e}') from e
     own, theirs = _shapes(module.state_dict()), _shapes(state_dict)
     has_backbone = hasattr(module, 'backbone')
     found = dict(
@@ -297,33 +299,125 @@ def check_fit(module,
             ('; ' + '; '.join(notes) if notes else '') + '.')
 
 
-def load_from_local(filename: str, map_location=None) -> dict:
-    """MMEngine's local-file scheme, with :func:`read_checkpoint`'s
-    messages (``CheckpointLoader`` logs the name after ``load_from_``)."""
-    checkpoint = read_checkpoint(
-        filename, map_location=map_location, refused_hint=_REFUSED_HINT)
-    _source.update(file=filename, prefix=None)
-    return checkpoint
+class CheckedLoading:
+    """Check every checkpoint MMEngine loads inside a ``with`` block.
 
+    :class:`~fastmim_mm.engine.FastMIMRunner` enters one around the loads
+    of its run (the weights' initialisation, ``load_from``, ``--resume``);
+    a user's script can do the same around ``model.init_weights()`` or
+    ``load_checkpoint``. For the block's duration MMEngine's
+    ``load_state_dict``, ``_load_checkpoint_with_prefix`` and local-file
+    checkpoint scheme go through :meth:`load_state_dict`,
+    :meth:`load_with_prefix` and :meth:`load_local_file`, and MMPretrain's
+    Swin/BEiT backbones resize their relative-position tables without
+    SciPy's removed ``interp2d``
+    (``compat.scipy_interp2d.tables_resized_without_interp2d``);
+    all is restored on exit, and loads outside the block behave as
+    MMEngine's.
 
-def _load_with_prefix(prefix: str, filename: str, map_location=None):
-    try:
-        state = _originals['_load_checkpoint_with_prefix'](
-            prefix, filename, map_location=map_location)
-    except AssertionError:  # no key starts with the prefix
-        checkpoint = mm_checkpoint._load_checkpoint(filename, map_location)
-        theirs = _shapes(checkpoint.get('state_dict', checkpoint))
-        heads = sorted({k.split('.', 1)[0] + '.' for k in theirs})
-        cause = _cause({}, theirs, 'part', False, prefix) if any(
-            _OFFICIAL.search(k) for k in theirs) else (
-                f'set init_cfg.prefix to the one its keys carry (they '
-                f'begin with {_first(heads)}), or leave prefix out if they '
-                f'are the backbone\'s own.')
-        raise CheckpointMismatchError(
-            f"{filename} has no tensor under the prefix '{prefix}' that "
-            f'init_cfg selects. Likely cause: {cause}') from None
-    _source.update(file=filename, prefix=prefix)
-    return state
+    Args:
+        resume (bool): Whole-model loads must fit exactly (``--resume``).
+            Defaults to False.
+    """
+
+    def __init__(self, resume: bool = False) -> None:
+        self.resume = resume
+        # Where the next load_state_dict call's tensors come from.
+        self._source: Dict[str, Optional[str]] = dict(file=None, prefix=None)
+        self._saved: Optional[dict] = None
+        self._tables = ExitStack()
+
+    def __enter__(self) -> 'CheckedLoading':
+        if self._saved is not None:
+            raise RuntimeError('a CheckedLoading block is already open.')
+        self._tables.enter_context(tables_resized_without_interp2d())
+        self._saved = dict(
+            load_state_dict=mm_checkpoint.load_state_dict,
+            prefix_loader=private_api.prefix_checkpoint_loader(),
+            local_loader=private_api.local_checkpoint_loader())
+        mm_checkpoint.load_state_dict = self.load_state_dict
+        private_api.set_prefix_checkpoint_loader(self.load_with_prefix)
+        private_api.set_local_checkpoint_loader(self.load_local_file)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        saved, self._saved = self._saved, None
+        mm_checkpoint.load_state_dict = saved['load_state_dict']
+        private_api.set_prefix_checkpoint_loader(saved['prefix_loader'])
+        private_api.set_local_checkpoint_loader(saved['local_loader'])
+        self._tables.close()
+
+    def load_local_file(self, filename: str, map_location=None) -> dict:
+        """MMEngine's local-file scheme, with :func:`read_checkpoint`'s
+        messages (``CheckpointLoader`` logs the name after ``load_``)."""
+        checkpoint = read_checkpoint(
+            filename, map_location=map_location, refused_hint=_REFUSED_HINT)
+        self._source.update(file=filename, prefix=None)
+        return checkpoint
+
+    def load_with_prefix(self, prefix: str, filename: str, map_location=None):
+        """MMEngine's ``_load_checkpoint_with_prefix``; an absent prefix
+        ends in one line naming the prefixes the file has."""
+        try:
+            state = self._saved['prefix_loader'](
+                prefix, filename, map_location=map_location)
+        except AssertionError:  # no key starts with the prefix
+            checkpoint = private_api.load_checkpoint_file(
+                filename, map_location)
+            theirs = _shapes(checkpoint.get('state_dict', checkpoint))
+            heads = sorted({k.split('.', 1)[0] + '.' for k in theirs})
+            cause = _cause({}, theirs, 'part', False, prefix) if any(
+                _OFFICIAL.search(k) for k in theirs) else (
+                    f'set init_cfg.prefix to the one its keys carry (they '
+                    f'begin with {_first(heads)}), or leave prefix out if '
+                    f'they are the backbone\'s own.')
+            raise CheckpointMismatchError(
+                f"{filename} has no tensor under the prefix '{prefix}' that "
+                f'init_cfg selects. Likely cause: {cause}') from None
+        self._source.update(file=filename, prefix=prefix)
+        return state
+
+    def load_state_dict(self, module, state_dict, strict=False, logger=None):
+        """MMEngine's ``load_state_dict``, checked by :func:`check_fit`.
+
+        A model that checks its checkpoints itself (``check_checkpoint``,
+        run by its load hook) is checked by that hook alone; its message
+        then gets the file's name.
+        """
+        target = module.module if is_model_wrapper(module) else module
+        source = dict(self._source)
+        self._source.update(file=None, prefix=None)
+        resume = self.resume or strict
+        checks_itself = _mode(target, resume) == 'exact'
+        if not checks_itself:
+            summary = check_fit(target, state_dict, resume=resume, **source)
+        collect = _Collect()
+        try:
+            self._saved['load_state_dict'](module, state_dict, strict, collect)
+        except ValueError as e:
+            if not checks_itself:
+                raise
+            raise CheckpointMismatchError(
+                f'{source["file"] or "the checkpoint"}: {e}') from e
+        if checks_itself:
+            summary = check_fit(target, state_dict, resume=resume, **source)
+        message = '\n'.join(collect.messages)
+        skipped = re.findall(r'size mismatch for ([\w.]+)', message)
+        missing = re.search(r'missing keys in source state_dict: (.*)',
+                            message)
+        # What a backbone's load hook should have made (resized, split) and
+        # did not.
+        skipped += [
+            k for k in (missing[1].split(', ') if missing else [])
+            if k.endswith(('.q_bias', '.v_bias'))
+        ]
+        if skipped:
+            raise CheckpointMismatchError(
+                f'{source["file"] or "the checkpoint"}: {len(skipped)} '
+                f'tensors of the {type(target).__name__} could not be loaded '
+                f'from it ({_first(skipped)}): it has no load hook that '
+                f'resizes or splits them (FastMIMBEiTViT splits qkv biases).')
+        print_log(summary, logger='current')
 
 
 class _Collect(logging.Logger):
@@ -335,54 +429,3 @@ class _Collect(logging.Logger):
 
     def log(self, level, msg, *args, **kwargs):
         self.messages.append(str(msg))
-
-
-def load_checked(module, state_dict, strict=False, logger=None) -> None:
-    """MMEngine's ``load_state_dict``, checked by :func:`check_fit`."""
-    target = module.module if is_model_wrapper(module) else module
-    source = dict(_source)
-    _source.update(file=None, prefix=None)
-    summary = check_fit(
-        target, state_dict, resume=_resuming[0] or strict, **source)
-    collect = _Collect()
-    _originals['load_state_dict'](module, state_dict, strict, collect)
-    message = '\n'.join(collect.messages)
-    skipped = re.findall(r'size mismatch for ([\w.]+)', message)
-    missing = re.search(r'missing keys in source state_dict: (.*)', message)
-    # What a backbone's load hook should have made (resized, split) and
-    # did not.
-    skipped += [
-        k for k in (missing[1].split(', ') if missing else [])
-        if k.endswith(('.q_bias', '.v_bias'))
-    ]
-    if skipped:
-        raise CheckpointMismatchError(
-            f'{source["file"] or "the checkpoint"}: {len(skipped)} tensors '
-            f'of the {type(target).__name__} could not be loaded from it '
-            f'({_first(skipped)}): it has no load hook that resizes or '
-            f'splits them (FastMIMBEiTViT splits qkv biases).')
-    print_log(summary, logger='current')
-
-
-def _resume(runner, *args, **kwargs):
-    """``Runner.resume``, during which whole-model loads must be exact."""
-    _resuming[0] = True
-    try:
-        return _originals['resume'](runner, *args, **kwargs)
-    finally:
-        _resuming[0] = False
-
-
-def check_checkpoint_loading() -> None:
-    """Route MMEngine's checkpoint loading (and ``Runner.resume``) through
-    the checks above; a second call does nothing."""
-    if _originals:
-        return
-    for name, new in (('load_state_dict', load_checked),
-                      ('_load_checkpoint_with_prefix', _load_with_prefix)):
-        _originals[name] = getattr(mm_checkpoint, name)
-        setattr(mm_checkpoint, name, new)
-    mm_checkpoint.CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
-    _originals['resume'] = Runner.resume
-    Runner.resume = functools.wraps(Runner.resume)(_resume)

@@ -9,10 +9,12 @@ from typing import Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-# Transforms whose output size is an argument, and that argument's order.
+# Transforms whose output size is an argument (every crop this toolkit
+# registers among them), and that argument's order.
 _HW_SIZE = {
     'RandomResizedCrop': 'scale',
     'DecodeRandomResizedCrop': 'scale',
+    'DeviceDecodeRandomResizedCrop': 'scale',
     'EfficientNetRandomCrop': 'scale',
     'CenterCrop': 'crop_size',
     'RandomCrop': 'crop_size',
@@ -57,7 +59,8 @@ def pipeline_output_size(transforms: Sequence):
     return size, source
 
 
-def _train_pipeline(cfg: Config):
+def train_pipeline(cfg: Config) -> Optional[list]:
+    """The train data loader's pipeline, inside any dataset wrappers."""
     dataset = cfg.get('train_dataloader', {}).get('dataset', {})
     while isinstance(dataset, dict) and 'pipeline' not in dataset:
         dataset = dataset.get('dataset')
@@ -69,7 +72,7 @@ def check_pretrain_input_size(cfg: Config) -> None:
     ``model.input_size`` (with a ``ProgressiveResolutionHook``, the hook
     checks its phases instead)."""
     input_size = cfg.get('model', {}).get('input_size')
-    pipeline = _train_pipeline(cfg)
+    pipeline = train_pipeline(cfg)
     hooks = [
         str(h.get('type')).split('.')[-1]
         if isinstance(h, dict) else type(h).__name__

@@ -1,11 +1,12 @@
-"""MMEngine's Runner with a readable console and a ``compile`` that
-trains.
+"""MMEngine's Runner with checked checkpoint loads, a readable console and
+a ``compile`` that trains.
 
 tools/train.py and tools/test.py use it for every config that names no
 runner of its own (``runner_type``).
 """
 import logging
 import warnings
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -13,6 +14,10 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
 from mmengine.registry import RUNNERS
 from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
+
+from ..compat import mmcv_ops, private_api
+from ..datasets import PerSampleSeedDataset
+from .checkpoint_fit import CheckedLoading
 
 # Records MMEngine and the optimiser constructors log at INFO before
 # training starts: hundreds of lines a user reads in the log file if at all.
@@ -67,8 +72,20 @@ def _millions(n: int) -> str:
 
 @RUNNERS.register_module()
 class FastMIMRunner(Runner):
-    """A Runner whose console shows what a user reads.
+    """A Runner whose checkpoint loads are checked and whose console shows
+    what a user reads.
 
+    - Every load of the run (the weights' initialisation, e.g. a backbone's
+      ``init_cfg`` of type ``Pretrained``; ``load_from``; ``resume``) runs
+      inside a :class:`~fastmim_mm.engine.CheckedLoading` block: local files
+      are read weights-only with MMEngine's own types allowed (so its
+      checkpoints resume on torch >= 2.6), and a checkpoint that does not
+      fit the model stops the run with one line. Swin/BEiT tables are
+      resized without SciPy's removed ``interp2d`` during those loads.
+      Loads outside the run are left to MMEngine.
+    - On a machine with a CUDA device and an mmcv built without CUDA
+      kernels, mmcv's ``nms`` and ``RoIAlign`` on CUDA tensors go to
+      torchvision's kernels (for the whole process; logged once).
     - The config dump, the environment, the hook order and the per-parameter
       optimiser settings go to the log file only.
     - One line says what was built: model, parameters, input size, data and
@@ -85,6 +102,41 @@ class FastMIMRunner(Runner):
       iteration (``'UserDefinedDictVariable' object has no attribute
       'items'``); the forward pass is where the time goes.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._loads_checked = False
+        super().__init__(*args, **kwargs)
+        if mmcv_ops.apply():
+            print_log(
+                "mmcv has no CUDA kernels: mmcv's nms and RoIAlign on CUDA "
+                "tensors now run torchvision's kernels in this process.",
+                logger='current')
+
+    @contextmanager
+    def checked_loads(self, resume: bool = False):
+        """Check the loads inside the block (see the class description);
+        a block inside another adds nothing."""
+        if self._loads_checked:
+            yield
+            return
+        self._loads_checked = True
+        try:
+            with CheckedLoading(resume):
+                yield
+        finally:
+            self._loads_checked = False
+
+    def _init_model_weights(self) -> None:
+        with self.checked_loads():
+            super()._init_model_weights()
+
+    def load_checkpoint(self, *args, **kwargs):
+        with self.checked_loads():
+            return super().load_checkpoint(*args, **kwargs)
+
+    def resume(self, *args, **kwargs) -> None:
+        with self.checked_loads(resume=True):
+            super().resume(*args, **kwargs)
 
     def build_logger(self, *args, **kwargs):
         logger = super().build_logger(*args, **kwargs)
@@ -165,14 +217,17 @@ class FastMIMRunner(Runner):
             self.model) else self.model
 
     def _data_summary(self) -> Optional[str]:
-        if isinstance(self._train_loop, BaseLoop):
-            loader, what = self._train_loop.dataloader, 'train'
+        train_loop, test_loop = private_api.runner_loops(self)
+        if isinstance(train_loop, BaseLoop):
+            loader, what = train_loop.dataloader, 'train'
             steps = 'iterations per epoch'
-        elif isinstance(self._test_loop, BaseLoop):
-            loader, what, steps = self._test_loop.dataloader, 'test', 'batches'
+        elif isinstance(test_loop, BaseLoop):
+            loader, what, steps = test_loop.dataloader, 'test', 'batches'
         else:
             return None
         dataset = loader.dataset
+        if isinstance(dataset, PerSampleSeedDataset):
+            dataset = dataset.dataset
         root = getattr(dataset, 'data_root', None)
         source = type(dataset).__name__ + (f' in {root}' if root else '')
         processes = 'process' if self.world_size == 1 else 'processes'
@@ -185,9 +240,9 @@ class FastMIMRunner(Runner):
                 f'{self.world_size} {processes}{count}')
 
     def _weights_summary(self, model) -> str:
-        if self._has_loaded:
-            verb = 'resumed from' if self._resume else 'loaded from'
-            path = self._load_from
+        has_loaded, resume, path = private_api.runner_load_settings(self)
+        if has_loaded:
+            verb = 'resumed from' if resume else 'loaded from'
             if path is None:
                 path = find_latest_checkpoint(self.work_dir)
             return f'{verb} {path}'

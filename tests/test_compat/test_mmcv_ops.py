@@ -12,12 +12,12 @@ import torch
 from mmcv.ops import RoIAlign, batched_nms, nms, roi_align
 from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner import Runner
+from synthetic_downstream import make_coco_instances
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fastmim_mm.compat.mmcv_ops as routing
 from fastmim_mm.compat.mmcv_ops import (mmcv_has_cuda_ops,
                                         route_mmcv_ops_to_torchvision)
-from fastmim_mm.datasets import make_coco_instances
 
 
 class TorchvisionOpCounter(TorchDispatchMode):
@@ -71,14 +71,24 @@ def _roi_align_both(feats, rois, **kwargs):
     return results
 
 
-def test_default_routes_cuda_only_without_mmcv_cuda_kernels():
-    # This machine's mmcv is built without CUDA: CUDA tensors are routed,
-    # CPU tensors stay with mmcv's kernels.
+def test_routes_cuda_only_on_gpu_machines_without_mmcv_cuda_kernels(
+        monkeypatch):
+    """What FastMIMRunner applies when it is built: nothing on this machine
+    (no CUDA device); with a CUDA device and this mmcv (no CUDA kernels),
+    CUDA tensors go to torchvision and CPU tensors stay with mmcv."""
     assert mmcv_has_cuda_ops() is False
-    for name in ('mmcv.ops.nms', 'mmcv.ops.roi_align'):
-        module = sys.modules[name]
-        assert isinstance(module.ext_module, routing.TorchvisionKernels)
-        assert module.ext_module.device_types == ('cuda', )
+    assert not routing.needed() and not routing.apply()
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert routing.needed()
+    try:
+        assert routing.apply()
+        for name in ('mmcv.ops.nms', 'mmcv.ops.roi_align'):
+            module = sys.modules[name]
+            assert isinstance(module.ext_module, routing.TorchvisionKernels)
+            assert module.ext_module.device_types == ('cuda', )
+        assert not routing.apply()  # applied once
+    finally:
+        routing.route_mmcv_ops_to_torchvision(())
 
 
 @pytest.mark.parametrize('aligned', [True, False])

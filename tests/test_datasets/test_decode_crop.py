@@ -11,9 +11,9 @@ from mmengine.dataset import Compose
 from mmpretrain.datasets import LoadImageFromFile, RandomResizedCrop
 from PIL import Image
 from scipy.stats import ks_2samp
+from synthetic_imagenet import photo_like_image
 
-from fastmim_mm.datasets import (BrokenImageError, SafeLoadImageFromFile,
-                                 photo_like_image)
+from fastmim_mm.datasets import BrokenImageError, SafeLoadImageFromFile
 from fastmim_mm.datasets.transforms import DecodeRandomResizedCrop, decode_crop
 from fastmim_mm.datasets.transforms.decode_crop import jpeg_header
 

@@ -15,8 +15,9 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
+from synthetic_imagenet import photo_like_image
 
-from fastmim_mm.datasets import BrokenImageError, photo_like_image
+from fastmim_mm.datasets import BrokenImageError
 from fastmim_mm.datasets.transforms import (DecodeRandomResizedCrop,
                                             DeviceDecodeRandomResizedCrop)
 from fastmim_mm.datasets.transforms.decode_crop import jpeg_header
@@ -54,7 +55,7 @@ def pipelines(scale=96):
         dict(type='PackInputs'),
     ])
     cfg = Config.fromfile(str(GPU_DECODE))
-    device = Compose(cfg.train_dataloader.dataset.pipeline)
+    device = Compose(cfg.train_dataloader.dataset.dataset.pipeline)
     device.transforms[0].scale = scale
     preprocessor = MODELS.build(cfg.model.data_preprocessor)
     return cpu, device, preprocessor
@@ -69,7 +70,7 @@ def test_config_switches_it_on():
     cfg = Config.fromfile(str(GPU_DECODE))
     assert cfg.model.data_preprocessor.type == 'DeviceDecodeDataPreprocessor'
     assert cfg.model.data_preprocessor.to_rgb is True  # from the base
-    crop = cfg.train_dataloader.dataset.pipeline[0]
+    crop = cfg.train_dataloader.dataset.dataset.pipeline[0]
     assert crop.type == 'DeviceDecodeRandomResizedCrop'
     assert (crop.scale, crop.crop_ratio_range) == (128, (0.2, 1.0))
     assert cfg.train_dataloader.collate_fn.type == 'pseudo_collate'
@@ -253,9 +254,9 @@ def test_trains_and_follows_progressive_resolution(image_folder, tmp_path):
     cfg = runner_config(tmp_path, image_folder, input_size=32, max_epochs=2)
     cfg.model.data_preprocessor.type = 'DeviceDecodeDataPreprocessor'
     cfg.train_dataloader.collate_fn = gpu.train_dataloader.collate_fn
-    pipeline = copy.deepcopy(gpu.train_dataloader.dataset.pipeline)
+    pipeline = copy.deepcopy(gpu.train_dataloader.dataset.dataset.pipeline)
     pipeline[0].scale = 32
-    cfg.train_dataloader.dataset.pipeline = pipeline
+    cfg.train_dataloader.dataset.dataset.pipeline = pipeline
     cfg.custom_hooks = [
         dict(
             type='ProgressiveResolutionHook',

@@ -1,12 +1,13 @@
-"""PerSampleSeedSampler: a sample's augmentation is a function of (seed,
-epoch, index), whichever process or worker loads it."""
+"""PerSampleSeedSampler and PerSampleSeedDataset: a sample's augmentation
+is a function of (seed, epoch, index), whichever process or worker loads
+it."""
 import pickle
 import random
 
 import numpy as np
 import pytest
 import torch
-from mmengine.dataset import ConcatDataset, DefaultSampler
+from mmengine.dataset import Compose, DefaultSampler
 from mmengine.runner import Runner
 from mmpretrain.datasets import RandomResizedCrop
 from scipy.stats import ks_2samp
@@ -74,14 +75,16 @@ def test_order_of_default_sampler_and_seeds_travel(image_folder, tmp_path):
     assert {(i.seed, i.epoch) for i in indices} == {(5, 2)}
     copy = pickle.loads(pickle.dumps(indices[3]))  # to a worker
     assert (int(copy), copy.seed, copy.epoch) == (indices[3], 5, 2)
-    # Built again on the same dataset (a new phase's loader): one wrapping.
-    PerSampleSeedSampler(dataset, seed=5)
+    # The wrapped dataset is left as it was (no pipeline class swapped).
+    assert type(dataset.dataset.pipeline) is Compose
     first = dataset[SeededIndex(indices[0], 5, 2)]['inputs']
     np.random.seed(0)
     assert torch.equal(dataset[SeededIndex(indices[0], 5, 2)]['inputs'], first)
+    # A plain index draws from the streams as they are.
+    assert not torch.equal(dataset[int(indices[0])]['inputs'], first)
 
-    # Through MMEngine's num_batch_per_epoch slice, which forwards the
-    # pipeline: a sample's crop is still that of its (seed, epoch, index).
+    # Through MMEngine's num_batch_per_epoch slice, which forwards
+    # attributes: a sample's crop is still that of its (seed, epoch, index).
     sliced = Runner.build_dataloader(
         dict(cfg.train_dataloader, num_batch_per_epoch=1), seed=3)
     batch = next(iter(sliced))
@@ -91,9 +94,9 @@ def test_order_of_default_sampler_and_seeds_travel(image_folder, tmp_path):
 
     with pytest.raises(
             TypeError,
-            match='PerSampleSeedSampler needs a '
-            'dataset with a pipeline, got ConcatDataset'):
-        PerSampleSeedSampler(ConcatDataset([dataset, dataset]))
+            match='PerSampleSeedSampler needs its dataset wrapped in a '
+            'PerSampleSeedDataset, got CustomDataset'):
+        PerSampleSeedSampler(dataset.dataset)
 
 
 def _box_stats(boxes, h, w):

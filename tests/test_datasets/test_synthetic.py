@@ -2,8 +2,7 @@ import hashlib
 import os
 
 from mmpretrain.datasets import CustomDataset
-
-from fastmim_mm.datasets import make_imagenet_folder
+from synthetic_imagenet import make_imagenet_folder
 
 
 def _digest(root):

@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
+from fastmim_mm.engine import read_checkpoint
 from ..conftest import ROOT, free_port, run_train_py, runner_config
 
 
@@ -26,7 +27,7 @@ def _config(tmp_path, image_folder, name, batch_size):
     # does the same for the crop, while sharding, DDP's gradient averaging
     # and the optimiser still decide the losses.
     cfg.model.mask_generator.mask_ratio = 0.95  # keeps int(16 * .05) = 0
-    cfg.train_dataloader.dataset.pipeline = [
+    cfg.train_dataloader.dataset.dataset.pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='Resize', scale=(64, 64)),
         dict(type='PackInputs'),
@@ -67,9 +68,9 @@ def test_two_cpu_processes_match_one(image_folder, tmp_path):
 
     # Same data, same masks, DDP's averaged gradients: the two runs must
     # end with the same weights and so give the same loss on any batch.
-    two_sd = torch.load(tmp_path / 'two' / 'epoch_2.pth')['state_dict']
-    one_sd = torch.load(tmp_path / 'one' / 'epoch_2.pth')['state_dict']
-    initial = torch.load(tmp_path / 'two' / 'epoch_1.pth')['state_dict']
+    two_sd = read_checkpoint(tmp_path / 'two' / 'epoch_2.pth')['state_dict']
+    one_sd = read_checkpoint(tmp_path / 'one' / 'epoch_2.pth')['state_dict']
+    initial = read_checkpoint(tmp_path / 'two' / 'epoch_1.pth')['state_dict']
     assert not torch.equal(two_sd['neck.pred.weight'],
                            initial['neck.pred.weight'])
     for key, value in one_sd.items():
@@ -163,15 +164,15 @@ def test_two_processes_resume_exactly(image_folder, tmp_path):
     result = _dist_train(cut)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / 'cut' / 'epoch_2.pth').exists()
-    states = torch.load(tmp_path / 'cut' /
-                        'epoch_1.pth')['meta']['random_state']
+    states = read_checkpoint(tmp_path / 'cut' /
+                             'epoch_1.pth')['meta']['random_state']
     assert len(states) == 2
     assert not torch.equal(states[0]['torch'], states[1]['torch'])
     result = _dist_train(config('cut'), '--resume')
     assert result.returncode == 0, result.stderr[-3000:]
 
-    full = torch.load(tmp_path / 'full' / 'epoch_3.pth')['state_dict']
-    resumed = torch.load(tmp_path / 'cut' / 'epoch_3.pth')['state_dict']
+    full = read_checkpoint(tmp_path / 'full' / 'epoch_3.pth')['state_dict']
+    resumed = read_checkpoint(tmp_path / 'cut' / 'epoch_3.pth')['state_dict']
     for key, value in full.items():
         torch.testing.assert_close(resumed[key], value, atol=1e-6, rtol=0)
 

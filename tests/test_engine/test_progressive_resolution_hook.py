@@ -1,9 +1,8 @@
 import os.path as osp
 
 import pytest
-from mmengine.runner import Runner
 
-from fastmim_mm.engine import ProgressiveResolutionHook
+from fastmim_mm.engine import FastMIMRunner, ProgressiveResolutionHook
 from ..conftest import runner_config
 from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers it)
 
@@ -24,7 +23,7 @@ def test_switches_crop_batch_accumulation_and_lr(image_folder, tmp_path,
                                                  records):
     cfg = progressive_config(tmp_path, image_folder)
     cfg.custom_hooks.append(dict(type='StopAfterEpochHook', stop_epoch=2))
-    Runner.from_cfg(cfg).train()
+    FastMIMRunner.from_cfg(cfg).train()
 
     iters = [r for r in records if r['event'] == 'iter']
     epoch0 = [r for r in iters if r['epoch'] == 0]
@@ -44,7 +43,7 @@ def test_switches_crop_batch_accumulation_and_lr(image_folder, tmp_path,
     records.clear()
     cfg = progressive_config(tmp_path, image_folder)
     cfg.resume, cfg.load_from = True, osp.join(tmp_path, 'epoch_2.pth')
-    runner = Runner.from_cfg(cfg)
+    runner = FastMIMRunner.from_cfg(cfg)
     runner.train()
     resumed = [r for r in records if r['event'] == 'iter']
     assert len(resumed) == 2 and runner.iter == 8
@@ -68,21 +67,21 @@ def test_refuses_iteration_based_schedule(image_folder, tmp_path):
                 convert_to_iter_based=True)
         ])
     with pytest.raises(ValueError, match='convert_to_iter_based=False'):
-        Runner.from_cfg(cfg).train()
+        FastMIMRunner.from_cfg(cfg).train()
 
 
 def test_refuses_a_phase_the_model_cannot_take(image_folder, tmp_path):
     cfg = progressive_config(tmp_path, image_folder)
     cfg.custom_hooks[0]['phases'] = [(0, 32, 4, 1), (1, 40, 4, 1)]
     with pytest.raises(ValueError, match='phase 1 .*input_size=40'):
-        Runner.from_cfg(cfg).train()
+        FastMIMRunner.from_cfg(cfg).train()
 
 
 def test_refuses_a_resize_that_undoes_the_phases(train_module, image_folder,
                                                  tmp_path, capsys):
     """A resize after the crop would feed every phase the same size."""
     cfg = progressive_config(tmp_path, image_folder)
-    cfg.train_dataloader.dataset.pipeline.insert(
+    cfg.train_dataloader.dataset.dataset.pipeline.insert(
         1, dict(type='Resize', scale=(64, 64)))
     cfg.dump(str(tmp_path / 'cfg.py'))
     with pytest.raises(SystemExit):

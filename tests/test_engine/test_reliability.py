@@ -11,9 +11,10 @@ import time
 
 import pytest
 import torch
-from mmengine.runner import Runner
 
-from fastmim_mm.engine import AtomicLocalBackend, CheckpointFileError
+from fastmim_mm.engine import (AtomicLocalBackend, CheckedLoading,
+                               CheckpointFileError, FastMIMRunner,
+                               read_checkpoint)
 from ..conftest import ROOT, TRAIN_PY, run_train_py, runner_config
 from .fault_hooks import PoisonHook  # noqa: F401  (registers it)
 
@@ -111,7 +112,7 @@ def test_save_cut_short_keeps_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         backend.put(b'half a checkpoint', path)
     monkeypatch.undo()
-    assert torch.equal(torch.load(path)['state_dict']['w'], torch.ones(3))
+    assert torch.equal(read_checkpoint(path)['state_dict']['w'], torch.ones(3))
     assert os.listdir(tmp_path) == ['epoch_1.pth']  # no temporary left
 
 
@@ -145,7 +146,7 @@ def test_killed_save_leaves_no_partial_file(tmp_path):
 def test_non_finite_loss_stops_without_checkpoint(image_folder, tmp_path):
     cfg = runner_config(tmp_path, image_folder, max_epochs=3)
     cfg.custom_hooks.append(dict(type='PoisonHook', at_iter=6))
-    runner = Runner.from_cfg(cfg)
+    runner = FastMIMRunner.from_cfg(cfg)
     with pytest.raises(FloatingPointError) as err:
         runner.train()
     message = str(err.value)
@@ -153,7 +154,7 @@ def test_non_finite_loss_stops_without_checkpoint(image_folder, tmp_path):
     assert 'loss=nan' in message and 'epoch_1.pth' in message
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')) \
         == ['epoch_1.pth']
-    ckpt = torch.load(tmp_path / 'epoch_1.pth')
+    ckpt = read_checkpoint(tmp_path / 'epoch_1.pth')
     assert all(
         torch.isfinite(v).all() for v in ckpt['state_dict'].values()
         if v.is_floating_point())
@@ -171,7 +172,8 @@ def test_crafted_checkpoint_is_refused(image_folder, tmp_path):
     with pytest.raises(pickle.UnpicklingError, match='weights_only'):
         torch.load(path)
     from mmengine.runner import CheckpointLoader
-    with pytest.raises(CheckpointFileError, match='posix.system'):
+    with CheckedLoading(), pytest.raises(
+            CheckpointFileError, match='posix.system'):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
     # Through tools/train.py: one clear line, nothing executed.
     cfg = str(tmp_path / 'cfg.py')

@@ -4,6 +4,7 @@ import os.path as osp
 import pytest
 import torch
 
+from fastmim_mm.engine import read_checkpoint
 from ..conftest import runner_config
 from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers it)
 
@@ -32,8 +33,8 @@ def test_resume_restores_iteration_lr_and_optimizer(train_module, image_folder,
     ckpt_path = osp.join(work_dir, 'epoch_1.pth')
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         assert f.read().strip() == ckpt_path
-    # Loads with torch's default weights-only unpickler.
-    ckpt = torch.load(ckpt_path, weights_only=True)
+    # Loads weights-only, with MMEngine's own types allowed.
+    ckpt = read_checkpoint(ckpt_path)
     first_run = [r for r in records if r['event'] == 'iter']
     assert len(first_run) == 4 and ckpt['meta']['iter'] == 4
     records.clear()
@@ -53,10 +54,10 @@ def test_resume_restores_iteration_lr_and_optimizer(train_module, image_folder,
 
     # The optimiser state and weights of the resumed run started from the
     # checkpoint: resuming again from epoch_1 without training shows it.
-    from mmengine.runner import Runner
+    from fastmim_mm.engine import FastMIMRunner
     cfg.work_dir = work_dir
     cfg.resume, cfg.load_from = True, ckpt_path
-    runner = Runner.from_cfg(cfg)
+    runner = FastMIMRunner.from_cfg(cfg)
     runner._train_loop = runner.build_train_loop(runner._train_loop)
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     runner.load_or_resume()

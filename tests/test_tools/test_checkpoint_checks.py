@@ -14,8 +14,8 @@ import pytest
 import torch
 from mmpretrain.registry import MODELS
 
-from fastmim_mm.engine import (CheckpointFileError, CheckpointMismatchError,
-                               read_checkpoint)
+from fastmim_mm.engine import (CheckedLoading, CheckpointFileError,
+                               CheckpointMismatchError, read_checkpoint)
 from fastmim_mm.engine.checkpoint_fit import check_fit
 from ..conftest import (ROOT, TINY_SWIN, TINY_VIT, load_tool, run_train_py,
                         runner_config)
@@ -312,7 +312,7 @@ def test_qv_biases_need_a_backbone_that_splits_the_qkv_bias(tmp_path):
     with pytest.raises(
             CheckpointMismatchError,
             match=r'4 tensors of the BEiTViT could not be loaded '
-            r'from it \(layers\.0\.attn\.q_bias'):
+            r'from it \(layers\.0\.attn\.q_bias'), CheckedLoading():
         beit.init_weights()
 
 

@@ -10,8 +10,9 @@ VIT_B = CONFIG_DIR / 'fastmim' / \
 
 
 def test_pretraining_checks_the_crop_against_input_size(tmp_path):
-    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
-                          'train_dataloader.dataset.pipeline.0.scale=160')
+    result = run_train_py(
+        DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
+        'train_dataloader.dataset.dataset.pipeline.0.scale=160')
     assert result.returncode == 1
     assert 'Traceback' not in result.stderr
     assert 'train.py: error: the train pipeline makes 160x160 px images ' \
@@ -33,13 +34,14 @@ def test_annotation_files_are_checked(train_module, capsys, tmp_path):
     (root / 'meta' / 'train.txt').write_text('\n')
     line = _error(train_module, capsys, [
         DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
-        f'train_dataloader.dataset.data_root={root}'
+        f'train_dataloader.dataset.dataset.data_root={root}'
     ])
     assert line == (
         f'train.py: error: {root}/meta/train.txt (train_dataloader.dataset.'
-        f'ann_file) is empty: list the images in it, one "relative/path.JPEG'
-        f' label" line each, or set train_dataloader.dataset.ann_file=\'\' '
-        f'to read the class folders of {root}/train.')
+        f'dataset.ann_file) is empty: list the images in it, one '
+        f'"relative/path.JPEG label" line each, or set '
+        f"train_dataloader.dataset.dataset.ann_file='' to read the class "
+        f'folders of {root}/train.')
 
     # An ImageNet-layout subset: 3 class folders, no meta/train.txt.
     (root / 'meta' / 'train.txt').unlink()
@@ -47,9 +49,9 @@ def test_annotation_files_are_checked(train_module, capsys, tmp_path):
         (root / 'train' / wnid).mkdir(parents=True)
     line = _error(train_module, capsys, [
         VIT_B, '--work-dir', tmp_path, '--cfg-options',
-        f'train_dataloader.dataset.data_root={root}'
+        f'train_dataloader.dataset.dataset.data_root={root}'
     ])
     assert f'{root}/meta/train.txt does not exist, so train_dataloader.' \
-        f'dataset (ImageNet) reads the class folders of {root}/train and ' \
-        f'needs 1000; it found 3.' in line
-    assert "set train_dataloader.dataset.type='CustomDataset'" in line
+        f'dataset.dataset (ImageNet) reads the class folders of ' \
+        f'{root}/train and needs 1000; it found 3.' in line
+    assert "set train_dataloader.dataset.dataset.type='CustomDataset'" in line

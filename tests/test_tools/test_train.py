@@ -5,6 +5,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
+from fastmim_mm.engine import read_checkpoint
 from ..conftest import (CONFIG_DIR, DEMO_CONFIG, TINY_VIT, run_train_py,
                         runner_config)
 
@@ -147,7 +148,7 @@ def test_compile_trains(tmp_path, image_folder):
     assert "Compiled the model's forward pass" in result.stdout
     losses = [float(x) for x in re.findall(r'loss: ([\d.]+)', result.stdout)]
     assert len(losses) == 2 and all(0 < x < 1 for x in losses)
-    ckpt = torch.load(tmp_path / 'work' / 'epoch_1.pth', weights_only=True)
+    ckpt = read_checkpoint(tmp_path / 'work' / 'epoch_1.pth')
     assert ckpt['meta']['iter'] == 2
 
 
@@ -178,9 +179,9 @@ def test_misspelt_cfg_option_is_refused(tmp_path):
     ('default_hooks.reconstruction.intervall',
      "and FastMIMReconstructionHook takes no argument 'intervall'. Did you "
      "mean 'interval'?"),
-    ('train_dataloader.dataset.pipeline.7.scale',
-     "has 3 items in the list train_dataloader.dataset.pipeline, so '7' "
-     "names none of them."),
+    ('train_dataloader.dataset.dataset.pipeline.7.scale',
+     'has 3 items in the list train_dataloader.dataset.dataset.pipeline, '
+     "so '7' names none of them."),
 ])
 def test_cfg_options_below_a_known_type_are_checked(key, message):
     from fastmim_mm.engine.arguments import merge_cfg_options
@@ -199,14 +200,14 @@ def test_cfg_options_that_something_reads_pass():
         {
             'model.backbone.drop_path_rate': 0.1,  # an argument, not set
             'train_dataloader.prefetch_factor': 4,  # torch's DataLoader
-            'train_dataloader.dataset.pipeline.0.skip_broken': True,
+            'train_dataloader.dataset.dataset.pipeline.0.skip_broken': True,
             'compile': True,  # read by the Runner
             'default_hooks.reconstruction.interval': 1,
             '+my_note.text': 'new on purpose',
         })
     assert cfg.model.backbone.drop_path_rate == 0.1
     assert cfg.train_dataloader.prefetch_factor == 4
-    assert cfg.train_dataloader.dataset.pipeline[0].skip_broken is True
+    assert cfg.train_dataloader.dataset.dataset.pipeline[0].skip_broken is True
     assert cfg.compile is True
     assert cfg.default_hooks.reconstruction.interval == 1
     assert cfg.my_note.text == 'new on purpose' and '+my_note' not in cfg

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from mmengine.registry import DefaultScope
 from PIL import Image
-
-from fastmim_mm.datasets import make_ade20k, make_coco_instances
-from fastmim_mm.datasets.synthetic_downstream import coco_class_names
+from synthetic_downstream import (coco_class_names, make_ade20k,
+                                  make_coco_instances)
 
 
 def _digest(root):

@@ -17,11 +17,12 @@ from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+from synthetic_downstream import (coco_class_names, make_ade20k,
+                                  make_coco_instances)
+from tiny_transfer_configs import (shrink_detection_config,
+                                   shrink_segmentation_config)
 
-from fastmim_mm.datasets import make_ade20k, make_coco_instances
-from fastmim_mm.datasets.synthetic_downstream import coco_class_names
-from fastmim_mm.testing import (shrink_detection_config,
-                                shrink_segmentation_config)
+from fastmim_mm.engine import CheckedLoading, read_checkpoint
 from ..conftest import (CONFIG_DIR, ROOT, TINY_SWIN, TINY_VIT, run_train_py,
                         runner_config)
 from .test_benchmark_configs import DET, SEG, _registries
@@ -74,7 +75,7 @@ def _train(cfg, work_dir):
     assert result.returncode == 0, result.stdout[-3000:] + \
         result.stderr[-3000:]
     last = (work_dir / 'last_checkpoint').read_text().strip()
-    state = torch.load(last, map_location='cpu', weights_only=True)
+    state = read_checkpoint(last)
     return state['state_dict'], last, result
 
 
@@ -110,11 +111,11 @@ def _finetune(tmp_path_factory, image_folder, name, pretrained, backbone,
     cfg.model.backbone.update(backbone)
     cfg.model.backbone.init_cfg.checkpoint = path
     cfg.model.head.in_channels = head_channels
-    pipeline = cfg.train_dataloader.dataset.pipeline
+    pipeline = cfg.train_dataloader.dataset.dataset.pipeline
     pipeline[1].scale = size  # RandomResizedCrop
     cfg.train_dataloader.batch_size = 8
     cfg.train_dataloader.pin_memory = False
-    cfg.train_dataloader.dataset = dict(
+    cfg.train_dataloader.dataset.dataset = dict(
         type='CustomDataset',
         data_root=image_folder,
         ann_file='meta/train.txt',
@@ -204,9 +205,9 @@ def _train_and_test(cfg, tmp_path):
     test_cfg = cfg.copy()
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     _, last, result = _train(cfg, tmp_path / 'train')
-    assert torch.load(last, weights_only=True)['meta']['iter'] == 2
-    arrived = torch.load(
-        str(tmp_path / 'train' / 'backbone_at_start.pth'), weights_only=True)
+    assert read_checkpoint(last)['meta']['iter'] == 2
+    arrived = read_checkpoint(
+        str(tmp_path / 'train' / 'backbone_at_start.pth'))
 
     test_cfg.custom_hooks = []
     config = tmp_path / 'test_config.py'
@@ -350,7 +351,8 @@ def test_pretraining_checkpoints_still_load(task, tmp_path):
     import_modules_from_strings(**cfg.custom_imports)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = _registries(cfg.default_scope).build(cfg.model)
-        model.init_weights()
+        with CheckedLoading():  # as FastMIMRunner loads
+            model.init_weights()
     arrived = model.backbone.state_dict()
 
     resized = {'pos_embed'} | {

@@ -17,6 +17,7 @@ import os
 import os.path as osp
 import platform
 import statistics
+import sys
 import tempfile
 import time
 
@@ -28,7 +29,10 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import fastmim_mm  # noqa: F401  (registers DecodeRandomResizedCrop)
-from fastmim_mm.datasets import photo_like_image
+
+sys.path.insert(
+    0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'misc'))
+from synthetic_imagenet import photo_like_image  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 

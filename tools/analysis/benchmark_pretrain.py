@@ -39,6 +39,7 @@ from mmpretrain.structures import DataSample
 from torch.utils.flop_counter import FlopCounterMode
 
 import fastmim_mm  # noqa: F401
+from fastmim_mm.engine.input_size import train_pipeline
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MMPRETRAIN_CONFIGS = osp.join(
@@ -149,8 +150,9 @@ class Method:
             torch.autocast(args.device, dtype=amp_dtype(args.device))
             if args.amp else nullcontext())
         self.mask_transform = next(
-            (TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline
-             if t.type.endswith('MaskGenerator')), None)
+            (TRANSFORMS.build(t)
+             for t in train_pipeline(cfg) if t.type.endswith('MaskGenerator')),
+            None)
         self.data = self.make_batch(batch)
 
     def make_batch(self, batch: int) -> dict:

@@ -35,16 +35,16 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, osp.join(ROOT, 'tools', 'misc')]
 
 # isort: off
 from fastmim_mm.compat.mmcv_ops import (  # noqa: E402
     mmcv_has_cuda_ops, route_mmcv_ops_to_torchvision)
-from fastmim_mm.datasets import (  # noqa: E402
-    make_ade20k, make_coco_instances, make_imagenet_folder, photo_like_image)
-from fastmim_mm.datasets.synthetic_downstream import \
-    coco_class_names  # noqa: E402
-from fastmim_mm.testing import (  # noqa: E402
+from synthetic_downstream import (  # noqa: E402
+    coco_class_names, make_ade20k, make_coco_instances)
+from synthetic_imagenet import (  # noqa: E402
+    make_imagenet_folder, photo_like_image)
+from tiny_transfer_configs import (  # noqa: E402
     shrink_detection_config, shrink_segmentation_config)
 # isort: on
 
@@ -405,7 +405,7 @@ class Check:
     def _pretrain_options(self, root):
         p = self.p
         options = self._common_options() + [
-            ('train_dataloader.dataset.data_root', root),
+            ('train_dataloader.dataset.dataset.data_root', root),
             ('train_dataloader.batch_size', p['e2e_batch']),
             ('train_dataloader.num_workers', p['workers']),
             ('train_cfg.max_epochs', 1),
@@ -458,7 +458,7 @@ class Check:
         init_default_scope('mmpretrain')
         root = self._imagenet()
         cfg = Config.fromfile(PRETRAIN_GPU_DECODE)
-        pipeline = Compose(cfg.train_dataloader.dataset.pipeline)
+        pipeline = Compose(cfg.train_dataloader.dataset.dataset.pipeline)
         batch = self.p['e2e_batch']
         files = sorted(glob.glob(osp.join(root, 'train', '*', '*.JPEG')))
         data = pseudo_collate([
@@ -515,9 +515,9 @@ class Check:
         port = 29500 + os.getpid() % 1000
         cmd = [
             'bash',
-            osp.join(ROOT, 'tools',
-                     'dist_train.sh'), DEMO, '1', '--work-dir', work_dir,
-            '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+            osp.join(ROOT, 'tools', 'dist_train.sh'), DEMO, '1', '--work-dir',
+            work_dir, '--cfg-options',
+            f'train_dataloader.dataset.dataset.data_root={root}',
             'train_cfg.max_epochs=1', 'custom_hooks=[]',
             'default_hooks.logger.interval=1',
             'default_hooks.checkpoint.interval=-1',

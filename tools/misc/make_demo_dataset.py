@@ -2,7 +2,7 @@
 import argparse
 import os.path as osp
 
-from fastmim_mm.datasets import make_imagenet_folder
+from synthetic_imagenet import make_imagenet_folder
 
 
 def main():

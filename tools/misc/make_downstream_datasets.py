@@ -11,8 +11,8 @@ the dataset's metainfo classes (printed below).
 import argparse
 import os.path as osp
 
-from fastmim_mm.datasets import make_ade20k, make_coco_instances
-from fastmim_mm.datasets.synthetic_downstream import coco_class_names
+from synthetic_downstream import (coco_class_names, make_ade20k,
+                                  make_coco_instances)
 
 
 def main():

@@ -3,9 +3,9 @@
 # flip, no colour jitter. Normalisation happens in the model's preprocessor.
 # DecodeRandomResizedCrop reads, decodes (JPEGs at reduced DCT size where the
 # crop allows) and crops in one step, with RandomResizedCrop's box sampling.
-# PerSampleSeedSampler: a sample's crop and flip depend on (seed, epoch,
-# index) only, not on the worker, so a run resumed with the persistent
-# workers below repeats the uninterrupted run.
+# PerSampleSeedSampler and the PerSampleSeedDataset wrapper: a sample's crop
+# and flip depend on (seed, epoch, index) only, not on the worker, so a run
+# resumed with the persistent workers below repeats the uninterrupted run.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 input_size = 128
@@ -28,7 +28,9 @@ train_dataloader = dict(
     sampler=dict(type='PerSampleSeedSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        pipeline=train_pipeline))
+        type='PerSampleSeedDataset',
+        dataset=dict(
+            type=dataset_type,
+            data_root=data_root,
+            split='train',
+            pipeline=train_pipeline)))

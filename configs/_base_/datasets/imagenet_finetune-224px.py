@@ -1,8 +1,9 @@
 # ImageNet-1k fine-tuning at 224 px, the FastMIM/MAE recipe: RandomResizedCrop
 # (bicubic), flip, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25;
 # evaluation resizes the short edge to 256 and centre-crops 224.
-# PerSampleSeedSampler: a sample's augmentation depends on (seed, epoch,
-# index) only, so a run resumed with persistent workers is exact.
+# PerSampleSeedSampler and the PerSampleSeedDataset wrapper: a sample's
+# augmentation depends on (seed, epoch, index) only, so a run resumed with
+# persistent workers is exact.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 data_preprocessor = dict(
@@ -60,10 +61,12 @@ train_dataloader = dict(
     sampler=dict(type='PerSampleSeedSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        pipeline=train_pipeline))
+        type='PerSampleSeedDataset',
+        dataset=dict(
+            type=dataset_type,
+            data_root=data_root,
+            split='train',
+            pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=128,
     num_workers=10,

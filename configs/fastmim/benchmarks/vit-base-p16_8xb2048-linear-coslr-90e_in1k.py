@@ -18,7 +18,9 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=2048, drop_last=True, dataset=dict(pipeline=train_pipeline))
+    batch_size=2048,
+    drop_last=True,
+    dataset=dict(dataset=dict(pipeline=train_pipeline)))
 
 checkpoint = 'work_dirs/fastmim_vit-base-p16_8xb512-amp-coslr-800e_in1k-128px/epoch_800.pth'  # noqa: E501
 model = dict(

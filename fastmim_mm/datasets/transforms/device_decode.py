@@ -4,6 +4,7 @@ import numpy as np
 from mmcv.transforms import RandomFlip
 from mmpretrain.registry import TRANSFORMS
 
+from ...compat import private_api
 from .decode_crop import DecodeRandomResizedCrop, jpeg_header
 from .loading import read_image_bytes
 
@@ -125,7 +126,7 @@ class DeviceDecodeRandomResizedCrop(DecodeRandomResizedCrop):
             return self.flip(results)
         height, width = header[:2]
         results['crop_box'] = self.sample_crop(height, width)
-        direction = self.flip._choose_direction()
+        direction = private_api.flip_direction(self.flip)
         results['flip'] = direction is not None
         results['flip_direction'] = direction
         results['img'] = np.frombuffer(bytearray(data), np.uint8)

@@ -7,6 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
+from ...compat import private_api
 from ..input_size import pipeline_output_size
 
 PhaseSpec = Union[dict, Sequence[int]]
@@ -149,13 +150,16 @@ class ProgressiveResolutionHook(Hook):
         loop.dataloader = runner.build_dataloader(
             cfg,
             seed=runner.seed,
-            diff_rank_seed=runner._randomness_cfg.get('diff_rank_seed', False))
-        loop._max_iters = runner.iter + self._remaining_iters(
-            runner, len(loop.dataloader.sampler),
-            cfg.get('batch_sampler', {}).get('drop_last', False))
+            diff_rank_seed=private_api.runner_randomness(runner).get(
+                'diff_rank_seed', False))
+        private_api.set_max_iters(
+            loop, runner.iter + self._remaining_iters(
+                runner, len(loop.dataloader.sampler),
+                cfg.get('batch_sampler', {}).get('drop_last', False)))
 
         optim_wrapper = runner.optim_wrapper
-        optim_wrapper._accumulative_counts = phase['accumulative_counts']
+        private_api.set_accumulative_counts(optim_wrapper,
+                                            phase['accumulative_counts'])
         optim_wrapper.initialize_count_status(runner.model, runner.iter,
                                               loop.max_iters)
 
@@ -197,7 +201,7 @@ class ProgressiveResolutionHook(Hook):
         if not found:
             raise ValueError(
                 f'ProgressiveResolutionHook found no transform of type '
-                f'{self.crop_types} in train_dataloader.dataset.pipeline: '
+                f'{self.crop_types} in the train pipeline: '
                 f'add one, or name the crop transform in crop_types.')
         return found
 

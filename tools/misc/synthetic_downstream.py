@@ -14,8 +14,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from .synthetic import _stripes
+from synthetic_imagenet import _stripes
 
 # Shapes of the COCO-style object classes, in class order; class i draws
 # _SHAPES[i % len(_SHAPES)].

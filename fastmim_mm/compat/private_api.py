@@ -22,6 +22,13 @@ CHECKED_VERSIONS = dict(
     mmpretrain='1.2.0',
     numpy='2')
 
+# Private methods the toolkit overrides in subclasses (no wrapper can stand
+# in for an override). FastMIMRunner checks the loads of
+# Runner._init_model_weights, which initialises the model's weights, and
+# compiles the forward pass only in Runner._maybe_compile.
+OVERRIDDEN = ('mmengine.runner.Runner._init_model_weights',
+              'mmengine.runner.Runner._maybe_compile')
+
 # mmengine.runner.checkpoint ------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from fastmim_mm.compat.private_api import CHECKED_VERSIONS
+from fastmim_mm.compat.private_api import CHECKED_VERSIONS, OVERRIDDEN
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / 'fastmim_mm'
 
@@ -34,3 +34,18 @@ def test_no_private_api_outside_the_wrapper_module():
                 if match[1] not in ('self', 'cls', 'super'):
                     found.append(f'{path.name}:{number}: {line.strip()}')
     assert not found, found
+
+
+def test_overridden_private_methods_exist_and_are_listed():
+    """Every private method a toolkit class overrides is in OVERRIDDEN and
+    still exists upstream."""
+    from mmengine.runner import Runner
+
+    from fastmim_mm.engine import FastMIMRunner
+    overridden = sorted(
+        f'mmengine.runner.Runner.{name}' for name in vars(FastMIMRunner)
+        if name.startswith('_') and not name.startswith('__')
+        and callable(getattr(Runner, name, None)))
+    assert overridden == sorted(OVERRIDDEN)
+    for path in OVERRIDDEN:
+        assert callable(getattr(Runner, path.rsplit('.', 1)[-1]))

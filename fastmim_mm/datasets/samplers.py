@@ -12,6 +12,7 @@ the config.
 import copy
 import random
 from contextlib import contextmanager, nullcontext
+from itertools import islice
 from typing import Iterator, Optional, Sized
 
 import numpy as np
@@ -116,6 +117,11 @@ class PerSampleSeedSampler(DefaultSampler):
     restored on resume, so a resumed run repeats the uninterrupted run's
     augmentations.
 
+    A run resumed from a checkpoint taken inside an epoch continues that
+    epoch where it stopped: :meth:`resume_at` (called by
+    ``ResumableCheckpointHook``) makes the sampler leave out the indices
+    this process had already trained on in that epoch.
+
     Args:
         dataset (PerSampleSeedDataset): The dataset.
         shuffle (bool): Whether to shuffle the indices. Defaults to True.
@@ -140,7 +146,25 @@ class PerSampleSeedSampler(DefaultSampler):
                 f'PerSampleSeedDataset, got {type(dataset).__name__}: set '
                 f"the dataloader's dataset=dict(type='PerSampleSeedDataset'"
                 f', dataset=...), or its sampler to DefaultSampler.')
+        self._resumed = (None, 0)  # (epoch, indices left out in it)
+
+    def resume_at(self, epoch: int, consumed: int) -> None:
+        """Leave out, in epoch ``epoch``, the first ``consumed`` indices of
+        this process's order for that epoch; other epochs are whole."""
+        if not 0 <= consumed <= self.num_samples:
+            raise ValueError(
+                f'PerSampleSeedSampler.resume_at: {consumed} samples '
+                f'consumed, but each process has {self.num_samples} per '
+                f'epoch: the checkpoint was saved with another dataset.')
+        self._resumed = (epoch, consumed)
+
+    def _left_out(self) -> int:
+        epoch, consumed = self._resumed
+        return consumed if epoch == self.epoch else 0
 
     def __iter__(self) -> Iterator[SeededIndex]:
-        for index in super().__iter__():
+        for index in islice(super().__iter__(), self._left_out(), None):
             yield SeededIndex(index, self.seed, self.epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples - self._left_out()

@@ -10,10 +10,11 @@ from mmengine.fileio import LocalBackend, register_backend
 class AtomicLocalBackend(LocalBackend):
     """Local files written whole or not at all.
 
-    ``put`` writes to a temporary file in the same folder, flushes it to disk
-    and renames it over the target, so a process killed while saving a
-    checkpoint leaves the previous file intact and never a truncated one.
-    Select it with ``backend_args=dict(backend='atomic_local')``.
+    ``put`` and ``put_text`` write to a temporary file in the same folder,
+    flush it to disk and rename it over the target, so a process killed
+    while saving a checkpoint (or ``last_checkpoint``) leaves the previous
+    file intact and never a truncated one. Select it with
+    ``backend_args=dict(backend='atomic_local')``.
     """
 
     def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
@@ -32,3 +33,9 @@ class AtomicLocalBackend(LocalBackend):
             if osp.exists(tmp):
                 os.remove(tmp)
             raise
+
+    def put_text(self,
+                 obj: str,
+                 filepath: Union[str, os.PathLike],
+                 encoding: str = 'utf-8') -> None:
+        self.put(obj.encode(encoding), filepath)

@@ -1,11 +1,16 @@
-"""Hooks that build faults into a run: a NaN, an interruption. Importable
-by the processes a test starts
+"""Hooks that build faults into a run: a NaN, an interruption, a stop
+signal. Importable by the processes a test starts
 (``custom_imports=['tests.test_engine.fault_hooks']`` with the repository
 root on PYTHONPATH)."""
+import os
+import signal
+
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
+
+from fastmim_mm.engine.hooks import PreemptionHook
 
 
 @HOOKS.register_module(force=True)
@@ -36,3 +41,38 @@ class StopAfterEpochHook(Hook):
     def after_train_epoch(self, runner):
         if runner.epoch + 1 >= self.stop_epoch:  # epoch counts from 0 here
             runner.train_loop.stop_training = True
+
+
+@HOOKS.register_module(force=True)
+class SignalHook(Hook):
+    """Sends ``signal`` during the given iteration (0-based; its batch
+    loaded), as a scheduler would: to this process, or with ``group`` to
+    every process of its process group, its data loader workers too (as
+    Slurm does at a time limit); in the process of the given rank, or in
+    every process."""
+    priority = 'HIGHEST'
+
+    def __init__(self, at_iter: int, signal='SIGTERM', rank=None, group=False):
+        self.at_iter = at_iter
+        self.signal = signal
+        self.rank = rank
+        self.group = group
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter != self.at_iter or self.rank not in (None, get_rank()):
+            return
+        sig = getattr(signal, self.signal)
+        if self.group:
+            os.killpg(os.getpgrp(), sig)
+        else:
+            os.kill(os.getpid(), sig)
+
+
+@HOOKS.register_module(force=True)
+class InProcessPreemptionHook(PreemptionHook):
+    """``PreemptionHook`` that raises ``SystemExit`` instead of ending the
+    process, for runs inside the test process."""
+
+    def _exit(self, runner):
+        self.after_train(runner)
+        raise SystemExit(self.exit_code)

@@ -1,12 +1,17 @@
-"""--resume through tools/train.py on torch >= 2.6 (weights-only loading)."""
+"""--resume through tools/train.py on torch >= 2.6 (weights-only loading),
+and inside an epoch, after a stop signal."""
+import os
 import os.path as osp
+import signal
 
 import pytest
 import torch
 
-from fastmim_mm.engine import read_checkpoint
+from fastmim_mm.datasets import PerSampleSeedDataset, PerSampleSeedSampler
+from fastmim_mm.engine import FastMIMRunner, read_checkpoint
+from fastmim_mm.engine.hooks import PREEMPTED_EXIT_CODE
 from ..conftest import runner_config
-from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers it)
+from .fault_hooks import StopAfterEpochHook  # noqa: F401  (registers them)
 
 
 def test_resume_restores_iteration_lr_and_optimizer(train_module, image_folder,
@@ -30,6 +35,7 @@ def test_resume_restores_iteration_lr_and_optimizer(train_module, image_folder,
     work_dir = str(tmp_path / 'work')
 
     train_main([cfg_path, '--work-dir', work_dir])  # stops after epoch 1
+    assert not osp.exists(osp.join(work_dir, 'epoch_2.pth'))
     ckpt_path = osp.join(work_dir, 'epoch_1.pth')
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         assert f.read().strip() == ckpt_path
@@ -43,6 +49,7 @@ def test_resume_restores_iteration_lr_and_optimizer(train_module, image_folder,
         cfg_path, '--work-dir', work_dir, '--resume', '--cfg-options',
         'custom_hooks.1.stop_epoch=100'
     ])
+    # The resumed run starts after the checkpoint's iteration 4.
     start = records[0]
     assert start['event'] == 'before_train'
     assert start['iter'] == 4 and start['epoch'] == 1
@@ -70,3 +77,124 @@ def test_resume_restores_iteration_lr_and_optimizer(train_module, image_folder,
     for key, value in ckpt['state_dict'].items():
         torch.testing.assert_close(model_state[key], value)
     assert runner.iter == 4 and runner.epoch == 1
+
+
+def _mid_epoch_config(tmp_path, image_folder, name, resume=False, **hooks):
+    cfg = runner_config(
+        tmp_path / name,
+        image_folder,
+        max_epochs=3,
+        resume=resume,
+        randomness=dict(seed=3, deterministic=True),
+        param_scheduler=[
+            dict(
+                type='CosineAnnealingLR',
+                T_max=3,
+                by_epoch=True,
+                convert_to_iter_based=True,
+                eta_min=1e-5)
+        ])
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 2
+    cfg.default_hooks.update(hooks)
+    return cfg
+
+
+def _iterations(records):
+    return {r['iter']: r for r in records if r['event'] == 'iter'}
+
+
+def test_stop_signal_inside_an_epoch_resumes_there(image_folder, tmp_path,
+                                                   records):
+    """SIGUSR1 during iteration 6 (the second of epoch 2): the run saves
+    iter_6.pth and stops with status 75; resumed, it trains iterations 7-12
+    with the uninterrupted run's losses and learning rates."""
+    cfg = _mid_epoch_config(
+        tmp_path, image_folder, 'full', checkpoint=dict(iter_interval=3))
+    FastMIMRunner.from_cfg(cfg).train()
+    full = _iterations(records)
+    assert sorted(full) == list(range(12))
+    # Per epoch, the newest 2 kept; inside epochs every 3 iterations
+    # (not at 12, the end of an epoch saved anyway), the newest kept.
+    assert sorted(
+        f for f in os.listdir(tmp_path / 'full')
+        if f.endswith('.pth')) == ['epoch_2.pth', 'epoch_3.pth', 'iter_9.pth']
+    records.clear()
+
+    cfg = _mid_epoch_config(
+        tmp_path,
+        image_folder,
+        'cut',
+        preemption=dict(type='InProcessPreemptionHook'))
+    cfg.custom_hooks.append(
+        dict(type='SignalHook', at_iter=5, signal='SIGUSR1'))
+    before = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(SystemExit) as stop:
+        FastMIMRunner.from_cfg(cfg).train()
+    assert stop.value.code == PREEMPTED_EXIT_CODE == 75
+    assert signal.getsignal(signal.SIGUSR1) is before  # handlers restored
+    assert sorted(_iterations(records)) == list(range(6))
+    work = tmp_path / 'cut'
+    assert sorted(f for f in os.listdir(work)
+                  if f.endswith('.pth')) == ['epoch_1.pth', 'iter_6.pth']
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_6.pth')
+    meta = read_checkpoint(work / 'iter_6.pth')['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 6)
+    assert meta['epoch_progress'] == dict(samples=8, world_size=1)
+    records.clear()
+
+    cfg = _mid_epoch_config(tmp_path, image_folder, 'cut', resume=True)
+    FastMIMRunner.from_cfg(cfg).train()
+    assert records[0]['event'] == 'before_train'
+    assert (records[0]['iter'], records[0]['epoch']) == (6, 1)
+    resumed = _iterations(records)
+    assert sorted(resumed) == list(range(6, 12))
+    # Epoch 2's last two batches, then epochs 3: shapes as uninterrupted.
+    for it in range(6, 12):
+        assert resumed[it]['loss'] == pytest.approx(
+            full[it]['loss'], abs=1e-6, rel=0), it
+        assert resumed[it]['lr'] == pytest.approx(full[it]['lr'], rel=1e-9)
+        assert resumed[it]['epoch'] == full[it]['epoch']
+
+
+def test_sampler_leaves_out_what_was_trained_on(image_folder):
+    dataset = PerSampleSeedDataset(
+        dict(
+            type='CustomDataset',
+            data_root=image_folder,
+            ann_file='meta/train.txt',
+            data_prefix='train',
+            pipeline=[]))
+    sampler = PerSampleSeedSampler(dataset, seed=1)
+    sampler.set_epoch(1)
+    order = list(sampler)
+    sampler.resume_at(epoch=1, consumed=12)
+    assert list(sampler) == order[12:] and len(sampler) == 4
+    sampler.set_epoch(2)
+    assert len(list(sampler)) == len(sampler) == 16
+    with pytest.raises(
+            ValueError,
+            match='17 samples consumed, but each '
+            'process has 16 per epoch'):
+        sampler.resume_at(epoch=2, consumed=17)
+
+
+def test_checkpoint_settings_that_cannot_work_are_refused(
+        image_folder, tmp_path):
+    cfg = runner_config(tmp_path / 'a', image_folder)
+    cfg.default_hooks.checkpoint.type = 'CheckpointHook'
+    cfg.default_hooks.checkpoint.pop('iter_interval')
+    cfg.default_hooks.checkpoint.pop('max_keep_iter_ckpts')
+    with pytest.raises(
+            ValueError,
+            match="default_hooks.preemption saves "
+            "through a ResumableCheckpointHook: set default_hooks"
+            ".checkpoint.type='ResumableCheckpointHook'"):
+        FastMIMRunner.from_cfg(cfg).train()
+    cfg = runner_config(tmp_path / 'b', image_folder)
+    cfg.default_hooks.checkpoint.iter_interval = 2
+    cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
+    with pytest.raises(
+            ValueError,
+            match='the train sampler DefaultSampler '
+            'cannot continue an epoch where it stopped'):
+        FastMIMRunner.from_cfg(cfg).train()

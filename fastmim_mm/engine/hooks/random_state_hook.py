@@ -7,6 +7,8 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmpretrain.registry import HOOKS
 
+from .resumable_checkpoint_hook import ResumableCheckpointHook
+
 
 def _local_state() -> dict:
     """This process's torch, numpy, Python (and current CUDA device's)
@@ -22,9 +24,12 @@ def _local_state() -> dict:
 
 def _checkpoint_due(runner, by_epoch: bool) -> bool:
     """Whether a ``CheckpointHook`` saves at the end of this epoch
-    (``by_epoch``) or iteration, by the hook's own schedule."""
+    (``by_epoch``) or iteration, by the hook's own schedule. A
+    ``ResumableCheckpointHook`` is left out: it announces each save
+    (``before_save_checkpoint_all_ranks``)."""
     for hook in runner.hooks:
-        if not isinstance(hook, CheckpointHook) or hook.by_epoch != by_epoch:
+        if not isinstance(hook, CheckpointHook) or isinstance(
+                hook, ResumableCheckpointHook) or hook.by_epoch != by_epoch:
             continue
         if by_epoch:
             due = hook.every_n_epochs(runner, hook.interval, hook.save_begin) \
@@ -54,8 +59,9 @@ class RandomStateHook(Hook):
     masks in each), so all of them are saved, as a list indexed by
     rank. Rank 0 alone writes the checkpoint; the others' states reach it
     through one all-gather, made only where the ``CheckpointHook``'s schedule
-    saves. A checkpoint saved outside that schedule (a best-metric one)
-    holds rank 0's streams only. Streams are restored only into a run with
+    saves, or where a ``ResumableCheckpointHook`` says it saves. A
+    checkpoint saved outside these (a best-metric one) holds rank 0's
+    streams only. Streams are restored only into a run with
     as many processes as the one that saved them; otherwise the run goes on
     freshly seeded, with a warning, as it could not repeat the interrupted
     one anyway.
@@ -88,6 +94,12 @@ class RandomStateHook(Hook):
                          data_batch=None,
                          outputs=None) -> None:
         self._gather_if_saving(runner, by_epoch=False)
+
+    def before_save_checkpoint_all_ranks(self, runner) -> None:
+        """Called in every process before a ``ResumableCheckpointHook``
+        save (per epoch, inside an epoch, or on a stop signal)."""
+        if get_world_size() > 1:
+            self._gathered = (runner.iter, all_gather_object(_local_state()))
 
     def before_train_epoch(self, runner) -> None:
         loader = runner.train_loop.dataloader

@@ -94,7 +94,8 @@ def aggregate(name, preset, records, calibration, labelled, seconds,
         evaluation=dict(
             knn=KNN_DESCRIPTION,
             finetune=f'{len(labelled)} labels (first {preset["labels"]} of '
-            'each class in file order), final test accuracy, 32 px',
+            'each class in file order), final test accuracy, 32 px'
+            if preset['ft_seeds'] else None,
             labelled_indices=labelled),
         arms=arms)
 
@@ -108,12 +109,15 @@ def fmt(mean_std: tuple, n: int) -> str:
 
 
 def write_table(results: dict, path: str) -> None:
+    fine_tuned = bool(results['settings']['ft_seeds'])
     labels = len(results['evaluation']['labelled_indices'])
-    lines = [
-        '| arm | pre-training iterations (epochs) | wall-clock (s) | '
-        f'images/s | kNN top-1 | fine-tune top-1 ({labels:,} labels) |',
-        '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ]
+    head = '| arm | pre-training iterations (epochs) | wall-clock (s) | ' \
+        'images/s | kNN top-1 |'
+    rule = '| --- | ---: | ---: | ---: | ---: |'
+    if fine_tuned:
+        head += f' fine-tune top-1 ({labels:,} labels) |'
+        rule += ' ---: |'
+    lines = [head, rule]
     for arm, r in results['arms'].items():
         secs = mean_std(r['pretrain_seconds'])[0]
         ips = [x for x in r['images_per_s'] if x]
@@ -121,21 +125,35 @@ def write_table(results: dict, path: str) -> None:
             f'{r["iters"]} ({r["epochs"]:.2f})' if r['iters'] else '-') +
                      ' | ' + (f'{secs:.0f}' if secs else '-') + ' | ' +
                      (f'{statistics.mean(ips):.0f}' if ips else '-') +
-                     f' | {fmt(r["knn_mean_std"], len(r["knn"]))}'
-                     f' | {fmt(r["finetune_mean_std"], len(r["finetune"]))} |')
+                     f' | {fmt(r["knn_mean_std"], len(r["knn"]))} |' +
+                     (f' {fmt(r["finetune_mean_std"], len(r["finetune"]))} |'
+                      if fine_tuned else ''))
     m = results['machine']
-    lines += [
-        '',
-        f'Preset `{results["preset"]}`, {m["device"]} '
-        f'({m["gpu"] or str(m["cpus"]) + " cores"}): '
-        f'{results["run_seconds"] / 3600:.2f} h of pre-training, kNN and '
-        'fine-tuning, summed over every arm and seed (and over sittings), '
-        f'{results["study_seconds"] / 60:.0f} min in this invocation. '
-        'Mean ± standard deviation over pre-training seeds (kNN) and over '
-        'pre-training x fine-tuning seeds (fine-tune).',
-    ]
+    units = 'pre-training, kNN and fine-tuning' if fine_tuned else \
+        'pre-training and kNN'
+    spread = ('Mean ± standard deviation over pre-training seeds (kNN) and '
+              'over pre-training x fine-tuning seeds (fine-tune).'
+              if fine_tuned else 'No fine-tuning in this preset; mean ± '
+              'standard deviation over pre-training seeds.')
+    cost = (f'Preset `{results["preset"]}`, {m["device"]} '
+            f'({m["gpu"] or str(m["cpus"]) + " cores"}): '
+            f'{results["run_seconds"] / 3600:.2f} h of {units}, summed over '
+            'every arm and seed (and over sittings), '
+            f'{results["study_seconds"] / 60:.0f} min in this invocation. ' +
+            spread)
+    lines += ['', cost]
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
+
+
+def online_curves(run: dict):
+    """The online kNN of a run's pre-training: (settings, training seconds,
+    top-1); None for a run without (e.g. one cached before it existed)."""
+    online = run['pretrain'].get('online_knn')
+    if not online:
+        return None
+    _, seconds, top1 = zip(*online['curve'])
+    return online, seconds, top1
 
 
 def write_plot(results: dict, path: str) -> None:
@@ -143,48 +161,83 @@ def write_plot(results: dict, path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fine_tuned = bool(results['settings']['ft_seeds'])
+    height = 4.6 * (2 if fine_tuned else 1) + 1  # inches, legend included
+    fig, axes = plt.subplots(
+        2 if fine_tuned else 1, 2, figsize=(12, height), squeeze=False)
+    axes = list(axes.flat)
+    knn_ax, online_ax = axes[0], axes[1]
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    online_sets = set()
     for i, (arm, r) in enumerate(results['arms'].items()):
         colour = colours[i % len(colours)]
         for seed, run in r['runs'].items():
             x = run['pretrain']['seconds']
-            axes[0].scatter(
+            knn_ax.scatter(
                 x,
                 run['knn']['accuracy'],
                 color=colour,
                 label=r['label'] if seed == '0' else None)
+            online = online_curves(run)
+            if online:
+                settings, seconds, top1 = online
+                online_sets.add((settings['memory'], settings['queries']))
+                online_ax.plot(
+                    seconds,
+                    top1,
+                    marker='.',
+                    color=colour,
+                    linestyle='-' if seed == '0' else ':')
             for unit, ft in run['finetune'].items():
                 if unit != 'ft-long':
-                    axes[1].scatter(x, ft['accuracy'], color=colour)
+                    axes[2].scatter(x, ft['accuracy'], color=colour)
         if r['finetune_curve_mean']:
             its, accs = zip(*r['finetune_curve_mean'])
-            axes[2].plot(its, accs, marker='.', color=colour)
+            axes[3].plot(its, accs, marker='.', color=colour)
         if r['long_schedule']:
             its, accs = zip(*r['long_schedule']['curve'])
-            axes[2].plot(
+            axes[3].plot(
                 its,
                 accs,
                 linestyle='--',
                 color=colour,
                 label=f'{r["label"]}, '
                 f'{r["long_schedule"]["iters"]} iterations')
-    axes[0].set(
-        title='kNN (frozen encoder)',
+    knn_ax.set(
+        title='kNN (frozen encoder), after pre-training',
         xlabel='pre-training wall-clock (s)',
         ylabel='test top-1 (%)')
-    labels = len(results['evaluation']['labelled_indices'])
-    axes[1].set(
-        title=f'fine-tuned on {labels:,} labels',
-        xlabel='pre-training wall-clock (s)',
+    sets = ', '.join(f'{m:,} neighbours, {q:,} test images'
+                     for m, q in sorted(online_sets))
+    online_ax.set(
+        title='online kNN during pre-training' +
+        (f' ({sets})' if sets else ''),
+        xlabel='pre-training wall-clock (s), evaluations excluded',
         ylabel='test top-1 (%)')
-    axes[2].set(
-        title='fine-tuning (mean over seeds)',
-        xlabel='fine-tuning iteration',
-        ylabel='top-1 (%), first test images')
+    if not online_sets:
+        none = 'no online kNN in these runs\n(pre-trained before it was '\
+            'logged)'
+        online_ax.text(
+            .5,
+            .5,
+            none,
+            ha='center',
+            va='center',
+            transform=online_ax.transAxes)
+        online_ax.set(xticks=[], yticks=[])
+    if fine_tuned:
+        labels = len(results['evaluation']['labelled_indices'])
+        axes[2].set(
+            title=f'fine-tuned on {labels:,} labels',
+            xlabel='pre-training wall-clock (s)',
+            ylabel='test top-1 (%)')
+        axes[3].set(
+            title='fine-tuning (mean over seeds)',
+            xlabel='fine-tuning iteration',
+            ylabel='top-1 (%), first test images')
     for ax in axes:
         ax.grid(alpha=.3)
-    fig.legend(loc='lower center', ncol=4, frameon=False)
-    fig.tight_layout(rect=(0, .12, 1, 1))
+    fig.legend(loc='lower center', ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 1.1 / height, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)

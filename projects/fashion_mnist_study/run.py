@@ -29,10 +29,10 @@ if not __package__:
 
 # isort: off
 from projects.fashion_mnist_study.arms import (  # noqa: E402
-    ARMS, PRESETS, TIME_REFERENCE, unit_settings)
+    ARMS, ONLINE_KNN, PRESETS, TIME_REFERENCE, unit_settings)
 from projects.fashion_mnist_study.console import PROG, fail, log  # noqa: E402
 from projects.fashion_mnist_study.data import (  # noqa: E402
-    DEBIAN_DIR, DEBIAN_PACKAGE, labelled_subset, prepare_data, subset)
+    DEBIAN_DIR, DEBIAN_PACKAGE, labelled_subset, prepare_data)
 from projects.fashion_mnist_study.report import (  # noqa: E402
     aggregate, machine_info, write_plot, write_table)
 from projects.fashion_mnist_study.units import (  # noqa: E402
@@ -105,7 +105,8 @@ def main(argv=None):
     preset = PRESETS[args.preset]
     os.makedirs(args.work_dir, exist_ok=True)
     args.data_dir = osp.abspath(prepare_data(args.idx_dir, args.data_dir))
-    labelled = labelled_subset(args.data_dir, preset['labels'])
+    labelled = labelled_subset(args.data_dir, preset['labels']) \
+        if preset['ft_seeds'] else []
     # Calibrated only when the first equal-time arm needs it, so that it
     # sees the load the machine has then.
     calibration = load_calibration(args.work_dir, preset)
@@ -122,10 +123,6 @@ def main(argv=None):
             plan(progress, preset, arm, settings, cached)
             units.append((arm, seed, settings, cached))
 
-    run_preset = dict(
-        preset,
-        knn_train=subset(preset['knn_train']),
-        knn_test=subset(preset['knn_test']))
     records = {arm: {} for arm in preset['arms']}
     for i, (arm, seed, settings, cached) in enumerate(units):
         config = ARMS[arm][0]
@@ -145,15 +142,17 @@ def main(argv=None):
         if pretrain is None:
             iters = settings['pretrain']['iters']
             log(f'  pre-training {arm} seed {seed}: {iters} iterations')
-            pretrain = cache.put(arm, seed, 'pretrain', settings['pretrain'],
-                                 run_pretrain(args, arm, seed, iters, preset))
+            pretrain = cache.put(
+                arm, seed, 'pretrain', settings['pretrain'],
+                run_pretrain(args, arm, seed, iters, preset,
+                             ONLINE_KNN[args.preset]))
             if config is not None:
                 progress.done('pretrain', pretrain['seconds'], (config, iters))
         knn = cached['knn']
         if knn is None:
             log(f'  computing kNN for {arm} seed {seed}: {progress.line()}')
             knn = cache.put(arm, seed, 'knn', settings['knn'],
-                            run_knn(args, arm, seed, pretrain, run_preset))
+                            run_knn(args, arm, seed, pretrain, preset))
             progress.done('knn', knn['seconds'])
         log(f'  kNN {arm} seed {seed}: {knn["accuracy"]:.2f}%')
         fts = {}

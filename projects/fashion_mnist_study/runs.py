@@ -1,12 +1,14 @@
 """The study's runs: its configs with the study's seeds, lengths and data,
 built as the toolkit's :class:`FastMIMRunner`, and the hook that records
 what each run measured (and lets an interrupted fine-tuning go on)."""
+import itertools
 import os
 import os.path as osp
 import time
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
@@ -15,6 +17,8 @@ from fastmim_mm.engine import (CheckpointFileError, FastMIMRunner,
 from .arms import CONFIG_DIR, ROOT
 from .console import fail
 
+_builds = itertools.count()
+
 
 def load_config(name: str, work_dir: str, data_dir: str, seed: int):
     """The study config ``name`` with the run's work dir, seed and data."""
@@ -22,6 +26,9 @@ def load_config(name: str, work_dir: str, data_dir: str, seed: int):
     cfg.work_dir = work_dir
     cfg.experiment_name = osp.relpath(work_dir, ROOT).replace(os.sep, '_') \
         + time.strftime('_%Y%m%d_%H%M%S')
+    # MMEngine keeps one visualiser per name in a process: one per run, so
+    # that each run's scalars go to its own vis_data/scalars.json.
+    cfg.visualizer.name = cfg.experiment_name
     cfg.randomness = dict(seed=seed, diff_rank_seed=False)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(key) is not None:
@@ -47,7 +54,15 @@ def set_iters(cfg: Config, iters: int, val_interval=None) -> None:
 
 def build_model(cfg: Config, device: str):
     """The config's model, initialised, outside a runner (calibration,
-    kNN features, the untrained encoder)."""
+    kNN features, the untrained encoder).
+
+    MMEngine logs each parameter's initialisation to the current logger:
+    inside a run, to its log file; here, a logger of its own that shows
+    warnings only keeps those hundreds of lines off the console (and out of
+    the log file of the run before).
+    """
+    MMLogger.get_instance(
+        f'fashion_mnist_study_build_{next(_builds)}', log_level='WARNING')
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -56,7 +71,7 @@ def build_model(cfg: Config, device: str):
 
 class Recorder(Hook):
     """Keeps a run's training time (first to last iteration, data loading
-    included, set-up excluded), training loss and validation accuracy.
+    included, set-up excluded), training loss and validation metric.
 
     With ``resume_file``, the run is saved there after each validation,
     with what the recorder has kept and the unit's ``settings``, so that an
@@ -68,18 +83,26 @@ class Recorder(Hook):
             validation. Defaults to None (not saved).
         settings (dict, optional): The unit's settings, saved with the run.
             Defaults to None.
+        metric (str): The validation metric of the curve. Defaults to
+            'accuracy/top1'.
     """
 
     priority = 'LOW'
 
-    def __init__(self, resume_file=None, settings=None):
-        self.curve = []
+    def __init__(self,
+                 resume_file=None,
+                 settings=None,
+                 metric='accuracy/top1'):
+        self.curve = []  # [iteration, metric] per validation
+        self.train_seconds = []  # training time before each validation
         self.losses = []
         self.resumed_at = []
         self.seconds = None
+        self.val_seconds = 0.  # time spent in validation
         self.earlier = 0.  # seconds spent before a resume
         self.resume_file = resume_file
         self.settings = settings
+        self.metric = metric
 
     def elapsed(self) -> float:
         return self.earlier + time.perf_counter() - self.start
@@ -98,8 +121,15 @@ class Recorder(Hook):
         if outputs and 'loss' in outputs:
             self.losses.append(outputs['loss'].item())
 
+    def before_val(self, runner):
+        self.val_start = time.perf_counter()
+        self.train_seconds.append(self.elapsed() - self.val_seconds)
+
+    def after_val(self, runner):
+        self.val_seconds += time.perf_counter() - self.val_start
+
     def after_val_epoch(self, runner, metrics=None):
-        self.curve.append([runner.iter, float(metrics['accuracy/top1'])])
+        self.curve.append([runner.iter, float(metrics[self.metric])])
         if self.resume_file:
             # by_epoch=True records runner.iter as it is; by_epoch=False
             # adds one, being meant for after_train_iter.

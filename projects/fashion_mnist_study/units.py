@@ -14,10 +14,10 @@ from mmpretrain.models.utils import build_2d_sincos_position_embedding
 
 from fastmim_mm.engine import CheckpointFileError, read_checkpoint
 from .arms import (ARMS, CONFIG_DIR, FINETUNE_CONFIG, SCRATCH_INIT,
-                   TIME_REFERENCE)
+                   TIME_REFERENCE, online_interval)
 from .console import fail, log
 from .data import subset
-from .evaluation import features, knn_accuracy
+from .evaluation import add_online_knn, features, knn_top1
 from .runs import (Recorder, build_model, build_runner, interrupted_at,
                    load_config, set_iters)
 
@@ -123,7 +123,16 @@ def calibrate(args, preset: dict) -> dict:
     return record
 
 
-def run_pretrain(args, arm, seed, iters, preset) -> dict:
+def run_pretrain(args, arm, seed, iters, preset, online=None) -> dict:
+    """Pre-train ``arm`` (the scratch arm: save its untrained encoder).
+
+    With ``online`` (``arms.ONLINE_KNN``'s entry), the kNN is evaluated
+    during pre-training and its curve kept in the record, against the
+    training time, i.e. without the time of the evaluations, which is kept
+    apart; ``seconds`` and ``images_per_s`` are training only either way.
+    The evaluation leaves the training's random streams as they were, so
+    the weights are those of a run without it.
+    """
     work_dir = osp.join(args.work_dir, 'runs', arm, f'pt{seed}', 'pretrain')
     config = ARMS[arm][0]
     if config is None:
@@ -146,21 +155,37 @@ def run_pretrain(args, arm, seed, iters, preset) -> dict:
     cfg = load_config(config, work_dir, args.data_dir, seed)
     cfg.train_dataloader.batch_size = preset['batch']
     set_iters(cfg, iters)
-    recorder = Recorder()
+    if online:
+        interval = online_interval(iters, online['points'])
+        add_online_knn(
+            cfg, load_config(FINETUNE_CONFIG, work_dir, args.data_dir, seed),
+            online['memory'], online['queries'], interval)
+    recorder = Recorder(metric='knn/top1')
     runner = build_runner(cfg, recorder)
     runner.train()
-    seconds = recorder.seconds
+    seconds = recorder.seconds - recorder.val_seconds
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     images = iters * preset['batch']
     tail = recorder.losses[-max(1, iters // 10):]
-    return dict(
+    record = dict(
         checkpoint=osp.relpath(ckpt, args.work_dir),
         iters=iters,
         epochs=images / len(runner.train_dataloader.dataset),
         seconds=seconds,
         images_per_s=images / seconds,
         final_loss=sum(tail) / len(tail))
+    if online:
+        record['online_knn'] = dict(
+            online,
+            interval=interval,
+            seconds=recorder.val_seconds,
+            # [iteration, training seconds, knn/top1 (%)], as logged
+            curve=[[it, t, top1]
+                   for (it,
+                        top1), t in zip(recorder.curve, recorder.train_seconds)
+                   ])
+    return record
 
 
 def checkpoint_path(args, pretrain: dict) -> str:
@@ -233,9 +258,8 @@ def run_knn(args, arm, seed, pretrain, preset) -> dict:
     start = time.perf_counter()
     train = features(model, cfg, 'train', preset['knn_train'], args.device)
     test = features(model, cfg, 'test', preset['knn_test'], args.device)
-    accuracy = knn_accuracy(*train, *test)
     return dict(
-        accuracy=accuracy,
+        accuracy=knn_top1(train, test),
         train_images=len(train[0]),
         test_images=len(test[0]),
         seconds=time.perf_counter() - start)

@@ -1,6 +1,7 @@
 """The Fashion-MNIST study (projects/fashion_mnist_study): its smoke preset,
 run as a user runs it, on IDX files written here in the Debian package's
-layout (gzipped), and the committed full study, reported from its cache."""
+layout (gzipped), its online kNN against the offline one, and the
+committed full study, reported from its cache."""
 import gzip
 import json
 import os
@@ -11,17 +12,27 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmengine.hooks import Hook
+from mmengine.runner.amp import autocast
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
 
-from fastmim_mm.engine import read_checkpoint
+from fastmim_mm.engine import FastMIMRunner, read_checkpoint
+from fastmim_mm.evaluation import backbone_features
 from projects.fashion_mnist_study import run as study
-from projects.fashion_mnist_study.arms import PRESETS, unit_settings
+from projects.fashion_mnist_study.arms import ARMS as STUDY_ARMS
+from projects.fashion_mnist_study.arms import (FINETUNE_CONFIG, ONLINE_KNN,
+                                               PRESETS, unit_settings)
 from projects.fashion_mnist_study.data import labelled_subset
+from projects.fashion_mnist_study.evaluation import add_online_knn, features
 from projects.fashion_mnist_study.report import (aggregate, write_plot,
                                                  write_table)
-from projects.fashion_mnist_study.runs import Recorder, interrupted_at
-from projects.fashion_mnist_study.units import (Cache, load_calibration,
-                                                run_finetune)
+from projects.fashion_mnist_study.runs import (Recorder, interrupted_at,
+                                               load_config)
+from projects.fashion_mnist_study.units import (Cache, checkpoint_path,
+                                                classifier_config,
+                                                frozen_classifier,
+                                                load_calibration, run_finetune,
+                                                run_pretrain)
 from ..conftest import ROOT
 
 STUDY_PY = ROOT / 'projects' / 'fashion_mnist_study' / 'run.py'
@@ -125,6 +136,140 @@ def test_smoke_covers_every_arm(smoke):
         'fine-tuning' in table[-1]
     assert (work / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert '[study] arm mae32-time' in result.stdout
+    # The console: progress, each run's summary and logged iterations; the
+    # parameter tables of the models built outside runs stay off it.
+    assert 'Initialized by user-defined' not in result.stdout
+    assert len(result.stdout.splitlines()) < 400
+
+
+def test_smoke_logs_the_online_knn_of_every_pre_training(smoke):
+    """`points` evaluations per pre-training, the last after its last
+    iteration; smoke evaluates its offline kNN sets, so the last online
+    value is the offline kNN of the checkpoint; the curve is what the run
+    logged (its scalars.json), against training seconds."""
+    root, _, _ = smoke
+    work = root / 'work'
+    arms = json.loads((work / 'results.json').read_text())['arms']
+    points = ONLINE_KNN['smoke']['points']
+    assert 'online_knn' not in arms['scratch']['runs']['0']['pretrain']
+    for arm in ARMS[1:]:
+        run = arms[arm]['runs']['0']
+        online = run['pretrain']['online_knn']
+        iters = arms[arm]['iters']
+        interval = -(-iters // points)
+        assert online['interval'] == interval
+        its, seconds, top1 = zip(*online['curve'])
+        assert list(its) == sorted({*range(interval, iters, interval),
+                                    iters}), arm
+        assert list(seconds) == sorted(seconds)
+        assert 0 < seconds[-1] <= run['pretrain']['seconds']
+        assert top1[-1] == run['knn']['accuracy'], arm
+        (scalars, ) = (work / 'runs' / arm / 'pt0' /
+                       'pretrain').glob('*/vis_data/scalars.json')
+        logged = [
+            json.loads(line) for line in scalars.read_text().splitlines()
+        ]
+        assert [[r['step'], r['knn/top1']] for r in logged
+                if 'knn/top1' in r] == [[i, t] for i, t in zip(its, top1)]
+
+
+class _Features(Hook):
+    """Keeps the features and the batches of a kNN evaluation."""
+
+    def __init__(self):
+        self.features, self.batches = [], []
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.features += [s.knn_feature for s in outputs]
+        self.batches.append(data_batch)
+
+
+@pytest.mark.parametrize('arm', ['hog16', 'mae32-time'])
+def test_online_features_are_the_offline_ones(smoke, arm):
+    """The online kNN (StudyKNNValLoop) embeds the memory and query images
+    of a checkpoint as the offline kNN does: same pooling, autocast and
+    32 px sin-cos table, the 16 px arm included, where MMPretrain's
+    bicubic resize of its 4x4 table would give other features."""
+    root, args, _ = smoke
+    opts = study.parse_args(list(map(str, args)))
+    work = root / 'work'
+    pretrain = json.loads(
+        (work / 'cache' / arm / 'pt0' / 'pretrain.json').read_text())
+    run_dir = str(root / 'features' / arm)
+    cfg = load_config(STUDY_ARMS[arm][0], run_dir, opts.data_dir, 0)
+    add_online_knn(cfg, load_config(FINETUNE_CONFIG, run_dir, opts.data_dir,
+                                    0), 20, 10, 1)
+    cfg.load_from = checkpoint_path(opts, pretrain)
+    runner = FastMIMRunner.from_cfg(cfg)
+    hook = _Features()
+    runner.register_hook(hook)
+    runner.val()
+    online = torch.stack(hook.features)
+
+    eval_cfg = classifier_config(opts, arm, pretrain, run_dir, 0)
+    eval_cfg.model.backbone.out_type = 'featmap'
+    model = frozen_classifier(eval_cfg, 'cpu')
+    offline = torch.cat([
+        features(model, eval_cfg, 'train', 20, 'cpu')[0],
+        features(model, eval_cfg, 'test', 10, 'cpu')[0]
+    ])
+    assert online.shape == offline.shape == (30, 192)
+    torch.testing.assert_close(online, offline, rtol=0, atol=1e-5)
+
+    # Without the table swap: the backbone's own table, resized if needed.
+    model = runner.model
+    with torch.no_grad(), autocast(dtype=torch.bfloat16):
+        own = torch.cat([
+            backbone_features(model.backbone,
+                              model.data_preprocessor(batch, False)['inputs'])
+            for batch in hook.batches
+        ])
+    gap = (own - offline).abs().max().item()
+    assert (gap > 0.1) == (arm == 'hog16'), gap
+
+
+def test_the_online_knn_leaves_pre_training_as_it_was(smoke, tmp_path):
+    """The weights a pre-training ends with are the same with the online
+    kNN as without (the evaluation restores the random streams)."""
+    root, args, _ = smoke
+    opts = study.parse_args(list(map(str, args)))
+    opts.work_dir = str(tmp_path)
+    again = run_pretrain(opts, 'hog16', 0, 3, PRESETS['smoke'])
+    assert 'online_knn' not in again
+    with_knn = read_checkpoint(
+        str(root / 'work' / json.loads(
+            (root / 'work' / 'cache' / 'hog16' / 'pt0' /
+             'pretrain.json').read_text())['checkpoint']))['state_dict']
+    without = read_checkpoint(checkpoint_path(opts, again))['state_dict']
+    assert with_knn.keys() == without.keys()
+    for key, value in with_knn.items():
+        assert torch.equal(value, without[key]), key
+
+
+def test_a_preset_without_fine_tuning_reports_knn_only(smoke, tmp_path):
+    """`quick` fine-tunes nothing: no fine-tuning column, two panels."""
+    root, _, _ = smoke
+    smoke_results = json.loads((root / 'work' / 'results.json').read_text())
+    preset = dict(PRESETS['smoke'], ft_seeds=[], long=0)
+    assert unit_settings('hog16', 0, preset,
+                         None).keys() == {'pretrain', 'knn'}
+    records = {
+        arm: {
+            0: dict(r['runs']['0'], finetune={})
+        }
+        for arm, r in smoke_results['arms'].items()
+    }
+    results = aggregate('smoke', preset, records, smoke_results['calibration'],
+                        [], 60., smoke_results['machine'])
+    assert results['evaluation']['finetune'] is None
+    write_table(results, str(tmp_path / 'results.md'))
+    table = (tmp_path / 'results.md').read_text().splitlines()
+    assert table[0].endswith('| kNN top-1 |')
+    assert all(row.count('|') == 6 for row in table if row.startswith('|'))
+    assert 'h of pre-training and kNN, summed' in table[-1]
+    write_plot(results, str(tmp_path / 'results.png'))
+    assert (tmp_path / 'results.png').read_bytes()[:8] == \
+        b'\x89PNG\r\n\x1a\n'
 
 
 def test_every_arm_is_evaluated_with_the_32px_position_table(smoke):

@@ -1,7 +1,7 @@
 """Faults built for real: a killed process, a save cut short, a NaN loss,
 a malicious checkpoint."""
+import errno
 import io
-import json
 import os
 import pickle
 import signal
@@ -11,33 +11,20 @@ import time
 
 import pytest
 import torch
+from mmengine.runner import find_latest_checkpoint
 
 from fastmim_mm.engine import (AtomicLocalBackend, CheckedLoading,
                                CheckpointFileError, FastMIMRunner,
                                read_checkpoint)
 from ..conftest import ROOT, TRAIN_PY, run_train_py, runner_config
 from .fault_hooks import PoisonHook  # noqa: F401  (registers it)
+from .run_logs import merged_losses, scalar_runs
 
 
 def _train(*args):
     result = run_train_py(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _losses(work_dir):
-    """Per-iteration losses from MMEngine's scalar log (window size 1)."""
-    logs = sorted(
-        os.path.join(dp, f) for dp, _, fs in os.walk(work_dir) for f in fs
-        if f == 'scalars.json')
-    losses = {}
-    for log in logs:
-        with open(log) as f:
-            for line in f:
-                record = json.loads(line)
-                if 'loss' in record:
-                    losses[record['iter']] = record['loss']
-    return losses
 
 
 def _exact_config(tmp_path, image_folder, name):
@@ -53,6 +40,8 @@ def _exact_config(tmp_path, image_folder, name):
         ])
     cfg.optim_wrapper.optimizer.lr = 0.05  # per 256 images
     cfg.auto_scale_lr = dict()
+    # Checkpoints inside epochs too, the newest kept.
+    cfg.default_hooks.checkpoint.iter_interval = 3
     # The configs' loader: persistent workers (PerSampleSeedSampler).
     cfg.train_dataloader.num_workers = 2
     cfg.train_dataloader.persistent_workers = True
@@ -66,10 +55,10 @@ def _exact_config(tmp_path, image_folder, name):
     return path
 
 
-def test_killed_run_resumes_exactly(image_folder, tmp_path):
+def test_killed_run_resumes_exactly_inside_an_epoch(image_folder, tmp_path):
     full_cfg = _exact_config(tmp_path, image_folder, 'full')
     _train(full_cfg)
-    full = _losses(tmp_path / 'full')
+    full = merged_losses(tmp_path / 'full')
     assert sorted(full) == list(range(1, 13))  # 4 + 4 + 2 + 2 iterations
 
     cut_cfg = _exact_config(tmp_path, image_folder, 'cut')
@@ -78,23 +67,91 @@ def test_killed_run_resumes_exactly(image_folder, tmp_path):
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / 'cut' / 'epoch_1.pth'  # inside phase 0
-    deadline = time.time() + 120
+    ckpt = tmp_path / 'cut' / 'iter_6.pth'  # 2 of epoch 2's 4 batches
+    deadline = time.time() + 240
     while not ckpt.exists() and proc.poll() is None:
         assert time.time() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists()
+    assert proc.wait() == -signal.SIGKILL  # killed, not finished
+    last = (tmp_path / 'cut' / 'last_checkpoint').read_text()
+    at = read_checkpoint(last)['meta']['iter']
+    assert at in (6, 9)  # iter_6.pth, or iter_9.pth had the kill been late
+    killed_run = scalar_runs(tmp_path / 'cut')[0]
+    assert max(killed_run) < 12
 
     _train(cut_cfg, '--resume')
-    resumed = _losses(tmp_path / 'cut')
-    # Iterations 1-4 (epoch 1) ran before the kill, 5-12 after --resume,
-    # whose workers start afresh where the uninterrupted run's went on,
-    # and which then enters phase 1; all must equal the uninterrupted run.
-    assert sorted(resumed) == list(range(1, 13))
-    for it in range(1, 13):
-        assert resumed[it] == pytest.approx(full[it], abs=1e-6, rel=0), it
+    runs = scalar_runs(tmp_path / 'cut')
+    assert len(runs) == 2
+    # The resumed run starts after the checkpoint's iteration, inside the
+    # epoch; its workers start afresh where the uninterrupted run's went
+    # on, and it then enters phase 1. All must equal the uninterrupted run.
+    assert sorted(runs[1]) == list(range(at + 1, 13))
+    for run in runs:
+        for it, loss in run.items():
+            assert loss == pytest.approx(full[it], abs=1e-6, rel=0), it
+
+
+def _run_with_failing_save(tmp_path, image_folder, monkeypatch, hook_type,
+                           failing, nth):
+    """Train 2 epochs keeping 1 checkpoint; the ``nth`` flush to disk of a
+    file named ``failing`` fails as on a full disk, inside train()."""
+    cfg = runner_config(tmp_path, image_folder, max_epochs=2)
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 1
+    if hook_type == 'CheckpointHook':  # MMEngine's own, for comparison
+        cfg.default_hooks.checkpoint = dict(
+            type='CheckpointHook',
+            interval=1,
+            max_keep_ckpts=1,
+            backend_args=dict(backend='atomic_local'))
+        cfg.default_hooks.preemption = None
+    real_fsync, seen = os.fsync, []
+
+    def fsync(fd):
+        name = os.path.basename(os.readlink(f'/proc/self/fd/{fd}'))
+        if name.startswith(f'.{failing}.'):  # AtomicLocalBackend's temp
+            seen.append(name)
+            if len(seen) == nth:
+                raise OSError(errno.ENOSPC, 'No space left on device')
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    with pytest.raises(OSError, match='No space left'):
+        FastMIMRunner.from_cfg(cfg).train()
+    monkeypatch.undo()
+    assert len(seen) == nth
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
+    return sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth'))
+
+
+@pytest.mark.parametrize('failing,nth', [('epoch_2.pth', 1),
+                                         ('last_checkpoint', 2)])
+def test_failed_save_inside_train_keeps_the_previous_checkpoint(
+        image_folder, tmp_path, monkeypatch, failing, nth):
+    """The save after epoch 2 fails, writing the checkpoint or
+    last_checkpoint: epoch_1.pth (which max_keep_ckpts=1 drops once
+    epoch_2.pth is saved) and last_checkpoint naming it are intact, for
+    --resume to go on from."""
+    kept = _run_with_failing_save(tmp_path, image_folder, monkeypatch,
+                                  'ResumableCheckpointHook', failing, nth)
+    # Written whole when last_checkpoint failed, absent when it failed.
+    assert kept == ['epoch_1.pth'] + (['epoch_2.pth'] if nth == 2 else [])
+    assert find_latest_checkpoint(str(tmp_path)) == str(tmp_path /
+                                                        'epoch_1.pth')
+    meta = read_checkpoint(tmp_path / 'epoch_1.pth')['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 4)
+
+
+def test_mmengine_checkpoint_hook_loses_it(image_folder, tmp_path,
+                                           monkeypatch):
+    """What the test above guards against: MMEngine's CheckpointHook drops
+    epoch_1.pth before saving epoch_2.pth, so the failed save leaves no
+    checkpoint, and last_checkpoint names the dropped one."""
+    kept = _run_with_failing_save(tmp_path, image_folder, monkeypatch,
+                                  'CheckpointHook', 'epoch_2.pth', 1)
+    assert kept == []
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path /
+                                                             'epoch_1.pth')
 
 
 def test_save_cut_short_keeps_previous_checkpoint(tmp_path, monkeypatch):

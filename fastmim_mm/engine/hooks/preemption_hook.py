@@ -36,11 +36,13 @@ class PreemptionHook(Hook):
     Rank 0 logs the signal and the checkpoint first. A signal that arrives
     during validation takes effect after the next training iteration.
 
-    Data loader workers would die of a SIGTERM sent to every process of
-    the job (as Slurm does at a time limit), and the main process would
-    fail on their death before it could save. The signals are therefore
-    blocked while the workers start, which they inherit: the main process
-    alone decides, and ends its workers itself.
+    A SIGTERM sent to every process of the job (as Slurm does at its time
+    limit) also ends the data loader workers, and torch's SIGCHLD handler
+    would then fail the main process before it could save; so on a stop
+    signal that handler is set aside. The batch in progress is trained and
+    saved, unless the signal comes while the main process waits for a
+    batch whose worker it ended. Workers survive SIGUSR1, so Slurm's
+    ``--signal=USR1@<seconds>`` warning is the safer way.
 
     Args:
         signals (Sequence[str]): Names of the signals that stop the run.
@@ -93,20 +95,14 @@ class PreemptionHook(Hook):
 
     def _note(self, signum, frame) -> None:
         self._received = signum
+        self._set_sigchld_aside()
 
-    def _block(self, how) -> None:
-        if self._previous:
-            signal.pthread_sigmask(how, self.signals)
-
-    def before_train_epoch(self, runner) -> None:
-        # The loop starts the data loader's workers after this hook.
-        self._block(signal.SIG_BLOCK)
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._block(signal.SIG_UNBLOCK)
-
-    def after_train_epoch(self, runner) -> None:
-        self._block(signal.SIG_UNBLOCK)  # an epoch without iterations
+    def _set_sigchld_aside(self) -> None:
+        """torch's SIGCHLD handler raises when a data loader worker ends."""
+        if signal.SIGCHLD not in self._previous and \
+                threading.current_thread() is threading.main_thread():
+            self._previous[signal.SIGCHLD] = signal.signal(
+                signal.SIGCHLD, signal.SIG_DFL)
 
     def after_train_iter(self,
                          runner,
@@ -133,15 +129,12 @@ class PreemptionHook(Hook):
             handler.flush()
         sys.stdout.flush()
         sys.stderr.flush()
-        if threading.current_thread() is threading.main_thread():
-            # torch's SIGCHLD handler would raise on the workers' end.
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self._set_sigchld_aside()
         for child in multiprocessing.active_children():
             child.kill()
         os._exit(self.exit_code)
 
     def after_train(self, runner) -> None:
-        self._block(signal.SIG_UNBLOCK)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}

@@ -4,6 +4,7 @@ signal. Importable by the processes a test starts
 root on PYTHONPATH)."""
 import os
 import signal
+import subprocess
 
 import torch
 from mmengine.dist import get_rank
@@ -47,9 +48,10 @@ class StopAfterEpochHook(Hook):
 class SignalHook(Hook):
     """Sends ``signal`` during the given iteration (0-based; its batch
     loaded), as a scheduler would: to this process, or with ``group`` to
-    every process of its process group, its data loader workers too (as
-    Slurm does at a time limit); in the process of the given rank, or in
-    every process."""
+    every process of its process group, its data loader workers too, from
+    a process of another session (as Slurm's step daemon does at a time
+    limit: torch's workers die of a SIGTERM unless their parent sends it);
+    in the process of the given rank, or in every process."""
     priority = 'HIGHEST'
 
     def __init__(self, at_iter: int, signal='SIGTERM', rank=None, group=False):
@@ -63,7 +65,10 @@ class SignalHook(Hook):
             return
         sig = getattr(signal, self.signal)
         if self.group:
-            os.killpg(os.getpgrp(), sig)
+            subprocess.run(
+                ['kill', '-s', self.signal[3:], '--', f'-{os.getpgrp()}'],
+                start_new_session=True,
+                check=True)
         else:
             os.kill(os.getpid(), sig)
 

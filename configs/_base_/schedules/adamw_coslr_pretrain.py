@@ -2,8 +2,13 @@
 # (none on norms, biases, position embeddings and tokens), linear warm-up then
 # cosine decay to 0. lr = 1.5e-4 * total_batch / 256; configs set lr for
 # their total batch and auto_scale_lr rescales it for another one.
+# Mixed precision: dtype None lets tools/train.py choose bfloat16 on GPUs
+# that have it (Ampere and newer) and float16 with the dynamic loss scaling
+# otherwise; 'bfloat16' or 'float16' forces one. Without a GPU, fp32. The
+# non-finite loss stop (default_runtime's check_loss) is on either way.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    dtype=None,
     loss_scale='dynamic',
     optimizer=dict(
         type='AdamW',

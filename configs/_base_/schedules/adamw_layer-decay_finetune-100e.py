@@ -1,8 +1,12 @@
 # Fine-tuning schedule of the FastMIM recipe: AdamW, weight decay 0.05,
 # layer-wise lr decay, 5 warm-up epochs, cosine to 1e-6 over 100 epochs,
 # lr = blr * total_batch / 256 (configs set lr for a total batch of 1024).
+# Mixed precision as in adamw_coslr_pretrain.py: bfloat16 where the GPU has
+# it, else float16 with dynamic loss scaling (dtype None: tools/train.py
+# chooses); fp32 without a GPU.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    dtype=None,
     loss_scale='dynamic',
     optimizer=dict(
         type='AdamW', lr=1e-3, weight_decay=0.05, betas=(0.9, 0.999)),

@@ -159,12 +159,11 @@ def run_torchrun(prog: str, argv: list, console: Console, log_path: str):
     # the processes it stops; torch's log handler writes to sys.stderr) go
     # to the log file only. The processes write to fd 2, the console.
     sys.stderr = console.log
-    # torchrun would stop the processes at once on SIGTERM (and leave
-    # SIGUSR1 unhandled); here both reach them and torchrun waits.
-    os.environ['TORCHELASTIC_SIGNALS_TO_HANDLE'] = 'SIGINT,SIGHUP,SIGQUIT'
+    # torchrun would stop the processes on SIGTERM, killing them after
+    # 30 s (and die of SIGUSR1); here both reach them and torchrun waits.
     _forward_signals(_children)
     try:
-        run(parse_args(argv))
+        run(parse_args(['--signals-to-handle=SIGINT,SIGHUP,SIGQUIT', *argv]))
         return 0
     except ChildFailedError as e:
         console.log.write(str(e) + '\n')

@@ -52,11 +52,13 @@ count_or_usage() {
 # nodes: NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node. Through
 # tools/launch_workers.py: each error line once on the console, torchrun's
 # report in a log file, the exit status of the process that failed.
+# It replaces the shell, so that signals to the launcher reach it.
 torchrun_python() {
     local nproc=$1
     shift
     PYTHONPATH="$_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-    "$PYTHON" "$_ROOT/tools/launch_workers.py" "$(basename "$0")" torchrun \
+    exec "$PYTHON" "$_ROOT/tools/launch_workers.py" "$(basename "$0")" \
+        torchrun \
         --nnodes="${NNODES:-1}" \
         --node_rank="${NODE_RANK:-0}" \
         --master_addr="${MASTER_ADDR:-127.0.0.1}" \

@@ -36,6 +36,9 @@ then
     echo "slurm_train.sh: resuming from $(cat "$WORK_DIR/last_checkpoint")"
 fi
 
+# A stop signal to this script (Slurm's time limit signals every process of
+# the job) must not end it before srun's status is known.
+trap : TERM USR1
 status=0
 # shellcheck disable=SC2086  # SRUN_ARGS: several options
 PYTHONPATH="$_ROOT${PYTHONPATH:+:$PYTHONPATH}" \

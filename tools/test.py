@@ -20,6 +20,7 @@ from fastmim_mm.engine.launch import (add_runner_args, build_runner,
                                       clear_errors, distributed_session, fail,
                                       parse_runner_args, set_work_dir,
                                       setup_launcher)
+from fastmim_mm.engine.runner import RunConsole
 
 PROG = 'test.py'
 fail = partial(fail, PROG)
@@ -72,6 +73,7 @@ def merge_args(cfg: Config, args) -> Config:
 
 
 def main(argv=None):
+    RunConsole.install()
     args = parse_args(argv)
     if not osp.isfile(args.config):
         fail(f'config file {args.config} does not exist.')
@@ -93,7 +95,7 @@ def main(argv=None):
              f'downstream config).')
     setup_launcher(cfg, args.launcher, PROG)
     with clear_errors(PROG), distributed_session():
-        metrics = build_runner(cfg).test()
+        metrics = build_runner(cfg, train=False).test()
     return metrics
 
 

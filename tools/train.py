@@ -7,7 +7,6 @@ from functools import partial
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import print_log
 
 import fastmim_mm  # noqa: F401  (registers modules, safe checkpoint loading)
 from fastmim_mm.engine.arguments import auto_resume_error, merge_cfg_options
@@ -15,6 +14,7 @@ from fastmim_mm.engine.launch import (add_runner_args, build_runner,
                                       clear_errors, distributed_session, fail,
                                       parse_runner_args, set_work_dir,
                                       setup_launcher)
+from fastmim_mm.engine.runner import RunConsole
 
 PROG = 'train.py'
 fail = partial(fail, PROG)
@@ -57,19 +57,20 @@ def merge_args(cfg: Config, args) -> Config:
         if not torch.cuda.is_available():
             fail('--amp needs a CUDA device; none is available.')
         if optim_type != 'AmpOptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.type = optim_type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-        if 'dtype' not in cfg.optim_wrapper:
+    if optim_type == 'AmpOptimWrapper' and torch.cuda.is_available():
+        # dtype None (the configs'): bf16 where the GPU has it, else fp16
+        # with the config's loss scaling.
+        if cfg.optim_wrapper.get('dtype') is None:
             cfg.optim_wrapper.dtype = (
                 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16')
-    elif optim_type == 'AmpOptimWrapper' and not torch.cuda.is_available():
-        # The paper configs train in fp16 on GPUs; on a CPU (a smoke test,
+    elif optim_type == 'AmpOptimWrapper':
+        # The paper configs train in bf16/fp16 on GPUs; on a CPU (a smoke test,
         # a debug run) the same config runs in fp32 instead of failing.
-        print_log(
+        RunConsole.install().note(
             'No CUDA device: the config\'s AmpOptimWrapper is replaced by '
-            'an fp32 OptimWrapper.',
-            logger='current',
-            level=30)
+            'an fp32 OptimWrapper.')
         for key in ('loss_scale', 'dtype', 'use_fsdp'):
             cfg.optim_wrapper.pop(key, None)
         cfg.optim_wrapper.type = 'OptimWrapper'
@@ -99,6 +100,7 @@ def merge_args(cfg: Config, args) -> Config:
 
 
 def main(argv=None):
+    RunConsole.install()
     args = parse_args(argv)
     if not osp.isfile(args.config):
         fail(f'config file {args.config} does not exist.')
@@ -109,7 +111,7 @@ def main(argv=None):
         fail(str(e))
     cfg = merge_args(cfg, args)
     setup_launcher(cfg, args.launcher, PROG)
-    with clear_errors(PROG), distributed_session():
+    with clear_errors(PROG, cfg), distributed_session():
         build_runner(cfg).train()
 
 

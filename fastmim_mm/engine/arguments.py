@@ -11,6 +11,11 @@ arguments). Below a class whose ``**kwargs`` go anywhere else, or below a
 value that is not a dict, nothing can be checked and any key passes. A key
 meant to be new is written with a leading ``+`` (``+my_key=1``).
 
+A top-level key the Runner does not read is a variable of the config file
+(``checkpoint = '...'``, ``data_root``, ``image_size``): its value was
+copied where it was used when the config was parsed, so setting it changes
+nothing. It is refused, with the keys that hold its value.
+
 ``--resume`` without a path: refused when the work dir has no checkpoint.
 """
 import difflib
@@ -18,7 +23,7 @@ import importlib
 import inspect
 import os.path as osp
 import re
-from typing import Iterable, Optional, Set
+from typing import Iterable, Iterator, Optional, Set
 
 from mmengine.config import Config
 from mmengine.runner import (EpochBasedTrainLoop, IterBasedTrainLoop,
@@ -205,12 +210,66 @@ def unknown_key_message(cfg: Config, full_key: str) -> Optional[str]:
     return None
 
 
+def _paths(node, path: str = '') -> Iterator[tuple]:
+    """(key, value) of every key below ``node``, lists' items included."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        return
+    for key, child in items:
+        full = f'{path}.{key}' if path else str(key)
+        yield full, child
+        yield from _paths(child, full)
+
+
+def _as_option(value) -> str:
+    """``value`` as ``--cfg-options`` takes it."""
+    return value if isinstance(value, str) else str(value).replace(' ', '')
+
+
+def variable_key_message(cfg: Config, full_key: str, value) -> Optional[str]:
+    """Why ``--cfg-options full_key=value`` cannot change the run, when it
+    names a variable of the config file (a top-level key the Runner does
+    not read); else None."""
+    name = full_key.split('.')[0]
+    tree = private_api.config_tree(cfg)
+    if name in RUNNER_KEYS or name not in tree:
+        return None
+    held = tree[name]
+    runner_settings = {k: v for k, v in tree.items() if k in RUNNER_KEYS}
+    settings = list(_paths(runner_settings))
+    # None and booleans are everywhere; equal values say nothing there.
+    paths = [] if held is None or isinstance(held, bool) else [
+        p for p, v in settings if type(v) is type(held) and v == held
+    ]
+    what = 'holding its value'
+    if not paths:  # the variable's value was overridden everywhere
+        paths, what = [p for p, _ in settings
+                       if p.rsplit('.', 1)[-1] == name], 'of that name'
+    if len(paths) == 1 and full_key == name:
+        where = (f'Set {paths[0]}={_as_option(value)} instead (the key '
+                 f'{what}).')
+    elif paths:
+        more = f' and {len(paths) - 4} more' if len(paths) > 4 else ''
+        where = (f'The keys {what}: {", ".join(paths[:4])}{more}; set '
+                 f'those that came from it instead.')
+    else:
+        where = ('No key holds its value as it is; set those it was used '
+                 'in (a run\'s log file starts with the whole config).')
+    return (f'--cfg-options {full_key}: {name!r} is a variable of the '
+            f'config file, copied where it is used when the config was '
+            f'read, so setting it now changes nothing. {where}')
+
+
 def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
     """Merge ``--cfg-options`` into ``cfg`` after checking every key.
 
     Raises:
         ValueError: one line naming the first key that matches nothing,
-            with the closest existing key.
+            with the closest existing key, or that names a variable of the
+            config file, with the keys holding its value.
     """
     if not options:
         return
@@ -219,6 +278,9 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
         if full_key.startswith(NEW_KEY_PREFIX):
             checked[full_key[len(NEW_KEY_PREFIX):]] = value
             continue
+        message = variable_key_message(cfg, full_key, value)
+        if message is not None:
+            raise ValueError(message)
         message = unknown_key_message(cfg, full_key)
         if message is not None:
             raise ValueError(

@@ -1,12 +1,16 @@
-"""Dataset annotation files checked before MMPretrain reads them.
+"""Dataset folders and annotation files checked before the datasets read
+them.
 
-An empty ``meta/train.txt`` ends in NumPy's "need at least one array to
-concatenate", and an ImageNet-layout subset without a meta file in an
-assertion about 1000 classes; both are found here from the config first.
+A ``data_root`` that does not exist ends in the dataset's own error about
+some file below it, an empty ``meta/train.txt`` in NumPy's "need at least
+one array to concatenate", and an ImageNet-layout subset without a meta
+file in an assertion about 1000 classes; all are found here from the config
+first, each naming the setting.
 """
 import os
 import os.path as osp
-from typing import Iterator, Tuple
+import re
+from typing import Iterator, Sequence, Tuple
 
 from mmengine.config import Config
 
@@ -14,10 +18,11 @@ _FOLDER_DATASETS = ('ImageNet', 'CustomDataset')
 _IMAGENET_CLASSES = 1000
 
 
-def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
-    """(config key, dataset config) of every dataset the loaders build,
+def _datasets(cfg: Config,
+              loaders: Sequence[str]) -> Iterator[Tuple[str, dict]]:
+    """(config key, dataset config) of every dataset the ``loaders`` build,
     wrapped ones included."""
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for key in loaders:
         loader = cfg.get(key)
         stack = [(f'{key}.dataset',
                   loader.get('dataset'))] if isinstance(loader, dict) else []
@@ -31,10 +36,44 @@ def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
                          for i, d in enumerate(dataset.get('datasets') or []))
 
 
-def check_dataset_files(cfg: Config) -> None:
-    """Raise ValueError for an empty annotation file, or an ImageNet
-    dataset without one whose folder does not hold its classes."""
-    for name, dataset in _datasets(cfg):
+def missing_local_file(path) -> bool:
+    """Whether ``path`` is a local path (not a URL, ``torchvision://...``
+    or the like) that does not exist."""
+    return isinstance(path, str) and bool(path) and not re.match(
+        r'^[A-Za-z][\w+.-]*:', path) and not osp.exists(path)
+
+
+def _evaluators(cfg: Config, loaders: Sequence[str]):
+    """(config key, metric config) of the evaluators of ``loaders``."""
+    for loader in loaders:
+        key = loader.replace('_dataloader', '_evaluator')
+        if key == 'train_evaluator' or cfg.get(key) is None:
+            continue
+        metrics = cfg.get(key)
+        if isinstance(metrics, dict) and 'metrics' in metrics:
+            key, metrics = f'{key}.metrics', metrics['metrics']
+        if isinstance(metrics, dict):
+            yield key, metrics
+        else:
+            for i, metric in enumerate(metrics):
+                yield f'{key}.{i}', metric
+
+
+def check_dataset_files(cfg: Config, loaders: Sequence[str]) -> None:
+    """Raise ValueError for a ``data_root`` or an evaluator's ``ann_file``
+    that does not exist, an empty annotation file, or an ImageNet dataset
+    without one whose folder does not hold its classes.
+
+    Args:
+        cfg (Config): The config.
+        loaders (Sequence[str]): The data loaders the run builds.
+    """
+    for name, dataset in _datasets(cfg, loaders):
+        if missing_local_file(dataset.get('data_root')):
+            raise ValueError(
+                f'{name}.data_root: {dataset["data_root"]} does not exist. '
+                f'Give the dataset\'s folder with --cfg-options '
+                f'{name}.data_root=PATH')
         kind = str(dataset.get('type', '')).split('.')[-1]
         if kind not in _FOLDER_DATASETS:
             continue
@@ -71,3 +110,10 @@ def check_dataset_files(cfg: Config) -> None:
                 f'one "relative/path.JPEG label" line each, or set '
                 f"{name}.ann_file='' to read the class folders of "
                 f'{folder}.')
+    for name, metric in _evaluators(cfg, loaders):
+        if isinstance(metric, dict) and missing_local_file(
+                metric.get('ann_file')):
+            raise ValueError(
+                f'{name}.ann_file: {metric["ann_file"]} does not exist. Give '
+                f'the annotation file to evaluate against with '
+                f'--cfg-options {name}.ann_file=PATH')

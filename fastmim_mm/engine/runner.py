@@ -4,12 +4,21 @@ a ``compile`` that trains.
 tools/train.py and tools/test.py use it for every config that names no
 runner of its own (``runner_type``).
 """
+import atexit
+import hashlib
 import logging
+import os
+import os.path as osp
+import re
+import shutil
+import sys
+import tempfile
 import warnings
 from contextlib import contextmanager
 from typing import Optional
 
 import torch
+import torch.distributed as dist
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
 from mmengine.registry import RUNNERS
@@ -19,51 +28,194 @@ from ..compat import mmcv_ops, private_api
 from ..datasets import PerSampleSeedDataset
 from .checkpoint_fit import CheckedLoading
 
-# Records MMEngine and the optimiser constructors log at INFO before
-# training starts: hundreds of lines a user reads in the log file if at all.
-_FILE_ONLY = ('Config:\n', 'paramwise_options -- ',
-              '\n' + '-' * 60 + '\nSystem environment:',
-              'Hooks will be executed in the following order:')
+# What the stack writes before training starts that a user reads in the log
+# file if at all: the config dump, the environment, the hook order, the
+# optimiser constructors' per-parameter settings (MMPretrain's
+# paramwise_options; MMSegmentation's layer-decay constructor prints a line
+# per parameter and a dump of its groups; MMPretrain's names each frozen
+# parameter, the fixed position embeddings too), MMEngine's and MMPretrain's
+# per-load and per-table lines (the toolkit's "Loaded ..." line sums them
+# up), pycocotools' progress, and notices about the stack's own code that a
+# user cannot act on. These go to the log file only.
+_FILE_ONLY = re.compile('|'.join([
+    r'Config:\n', r'paramwise_options -- ', r'\n-{60}\nSystem environment:',
+    r'Hooks will be executed in the following order:',
+    r'self\.paramwise_cfg is ', r'Build LearningRateDecayOptimizerConstructor',
+    r'set param \S+ as id ', r'Param groups = ',
+    r'\S+ is skipped since its requires_grad=False',
+    r'load (\S+ in )?model from: ', r'Loads checkpoint by \w+ backend',
+    r'Resize the relative_position_bias_table from ',
+    r'Resize the pos_embed shape from ',
+    r'loading annotations into memory\.\.\.$', r'Done \(t=[\d.]+s\)$',
+    r'creating index\.\.\.$', r'index created!$',
+    r'"FileClient" will be deprecated', r'"HardDiskBackend" is the alias',
+    r'The prefix is not set in metric class ',
+    r'(UserWarning|DeprecationWarning): (pkg_resources is deprecated|'
+    r'``build_loss`` would be deprecated|`reduce_zero_label` will be '
+    r'deprecated|Default ``avg_non_ignore`` is False|The draw is False)'
+]))
 
 _MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
                            'param_scheduler', 'checkpoint')
 
 
-class _Console(logging.Filter):
-    """Keeps the config dump, environment and parameter tables off the
-    console (the log file still gets them) and shows each warning once."""
+def _rank() -> int:
+    """This process's rank; before torch.distributed starts, the one its
+    launcher gave it."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', 0)))
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._warned = set()
+
+class _Console(logging.Filter):
+    """On the console handler of a run's logger: keeps what ``_FILE_ONLY``
+    matches and records logged with ``extra=dict(console=False)`` off the
+    console (the log file still gets them), and shows each warning once in
+    the process, whichever runner of it logs it (:class:`RunConsole`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith(_FILE_ONLY):
+        console = getattr(record, 'console', True)
+        if not console:
             return False
-        if record.levelno == logging.WARNING:
-            if message in self._warned:
-                return False
-            self._warned.add(message)
+        message = record.getMessage()
+        if _FILE_ONLY.match(message):
+            return False
+        if record.levelno == logging.WARNING and console != 'noted':
+            return RunConsole.install().first_time(message)
         return True
 
 
-def _show_once(show):
-    """``warnings.showwarning`` that skips a warning already shown.
+class _Prints:
+    """Stands in for ``sys.stdout``: a line a library prints (not logs)
+    that ``_FILE_ONLY`` matches goes to the log file instead."""
 
-    The ``once`` filter is not enough: every change of the filters (each
-    ``warnings.catch_warnings`` block) clears what Python remembers.
+    def __init__(self, stream, console: 'RunConsole') -> None:
+        self._stream = stream
+        self._console = console
+        self._newline_pending = False  # print() writes the '\n' apart
+
+    def write(self, text: str) -> int:
+        if self._newline_pending and text == '\n':
+            self._newline_pending = False
+            return len(text)
+        self._newline_pending = False
+        if _FILE_ONLY.match(text):
+            self._console.log_only(text.rstrip('\n'))
+            self._newline_pending = not text.endswith('\n')
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class RunConsole:
+    """What the console of a toolkit run shows, besides its logger's
+    records (see :class:`FastMIMRunner`).
+
+    - A Python warning is one line, ``Category: message (file:line)``,
+      shown once per run: in the first process that meets it (rank 0, or
+      the process itself without torch.distributed; loader workers show
+      theirs once across all of them), whatever Python's filters have
+      forgotten in between. Every warning goes to the run's log file.
+    - :meth:`note`: a line of the toolkit's own, shown once (rank 0) and
+      kept for the log file.
+    - Warnings and notes from before the runner's logger exists are written
+      into its log file when it does (:meth:`attach`).
+
+    ``tools/train.py`` and ``tools/test.py`` install it for the whole run
+    (:meth:`install`), so that what the stack warns while the config is
+    read counts too; :class:`FastMIMRunner` installs it when its logger is
+    built if nothing has. It stays for the rest of the process.
     """
-    shown = set()
 
-    def showwarning(message, category, *args, **kwargs):
-        key = (category, str(message))
-        if key not in shown:
-            shown.add(key)
-            show(message, category, *args, **kwargs)
+    current: Optional['RunConsole'] = None
 
-    showwarning.shows_once = True
-    return showwarning
+    def __init__(self) -> None:
+        self._shown = set()
+        self._pending = []
+        self._logger = None
+        self._show_python_warning = warnings.showwarning
+        self._worker_marks = None
+
+    @classmethod
+    def install(cls) -> 'RunConsole':
+        """The process's RunConsole, installed if there is none."""
+        if cls.current is None:
+            cls.current = cls()
+            warnings.showwarning = cls.current.show_warning
+        return cls.current
+
+    def attach(self, logger: logging.Logger) -> None:
+        """Log to ``logger`` from now on; earlier lines go to its file."""
+        self._logger = logger
+        for message, level in self._pending:
+            logger.log(level, message, extra=dict(console=False))
+        self._pending = []
+        if not isinstance(sys.stdout, _Prints):
+            sys.stdout = _Prints(sys.stdout, self)
+        if self._worker_marks is None:
+            self._worker_marks = tempfile.mkdtemp(prefix='fastmim_warnings_')
+            atexit.register(shutil.rmtree, self._worker_marks, True)
+
+    def note(self,
+             message: str,
+             level: int = logging.WARNING,
+             key: Optional[str] = None) -> None:
+        """Show ``message`` once (rank 0) and keep it for the log file;
+        once per ``key`` if given."""
+        if not self.first_time(key or message):
+            return
+        if self._logger is not None:
+            self._logger.log(level, message, extra=dict(console='noted'))
+            return
+        self._pending.append((message, level))
+        if _rank() == 0 and not _FILE_ONLY.match(message):
+            print(message, file=sys.stderr, flush=True)
+
+    def log_only(self, message: str, level: int = logging.INFO) -> None:
+        """``message`` to the log file only."""
+        if self._logger is not None:
+            self._logger.log(level, message, extra=dict(console=False))
+        else:
+            self._pending.append((message, level))
+
+    def show_warning(self,
+                     message,
+                     category,
+                     filename,
+                     lineno,
+                     file=None,
+                     line=None) -> None:
+        """``warnings.showwarning`` of the run."""
+        if file not in (None, sys.stderr):  # written to a file on purpose
+            self._show_python_warning(message, category, filename, lineno,
+                                      file, line)
+            return
+        # The same warning from two places (pkg_resources' from each
+        # package that imports it) is shown once, with the first place.
+        key = f'{category.__name__}: {message}'
+        path = filename.split('site-packages' + os.sep)[-1]
+        self.note(f'{key} ({path}:{lineno})', key=key)
+
+    def first_time(self, key: str) -> bool:
+        """Whether ``key`` is new to this process and, once loader workers
+        may exist, to the workers and the process they were forked from (a
+        marker file per key, created atomically)."""
+        if key in self._shown:
+            return False
+        self._shown.add(key)
+        if self._worker_marks is None:
+            return True
+        name = hashlib.sha1(key.encode()).hexdigest()
+        try:
+            os.close(
+                os.open(
+                    osp.join(self._worker_marks, name),
+                    os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
 
 
 def _millions(n: int) -> str:
@@ -86,11 +238,15 @@ class FastMIMRunner(Runner):
     - On a machine with a CUDA device and an mmcv built without CUDA
       kernels, mmcv's ``nms`` and ``RoIAlign`` on CUDA tensors go to
       torchvision's kernels (for the whole process; logged once).
-    - The config dump, the environment, the hook order and the per-parameter
-      optimiser settings go to the log file only.
+    - The config dump, the environment, the hook order, the optimiser
+      constructors' per-parameter lines (logged or printed), the stack's
+      per-load and per-table lines and its notices about its own code go to
+      the log file only (``_FILE_ONLY``): a run shows a handful of lines
+      before its first loss.
     - One line says what was built: model, parameters, input size, data and
       the weights it starts from (with the log file's path).
-    - A warning repeated with the same text is shown once per process.
+    - Warnings are shown once per run, each in one line, and kept in the
+      log file (:class:`RunConsole`).
     - Any entry of ``default_hooks`` set to None is left out (MMEngine
       allows that only for its own six).
     - Processes without CUDA (``tools/dist_train.sh`` on CPU) replace
@@ -143,8 +299,7 @@ class FastMIMRunner(Runner):
         for handler in logger.handlers:
             if not isinstance(handler, logging.FileHandler):
                 handler.addFilter(_Console())
-        if not getattr(warnings.showwarning, 'shows_once', False):
-            warnings.showwarning = _show_once(warnings.showwarning)
+        RunConsole.install().attach(logger)
         return logger
 
     def register_default_hooks(self, hooks=None) -> None:

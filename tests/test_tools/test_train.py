@@ -18,9 +18,11 @@ def train(train_module):
     return train_module
 
 
-def test_config_error_is_one_clear_line(tmp_path):
-    result = run_train_py(DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
-                          'model.mask_generator.mask_patch_size=32')
+def test_config_error_is_one_clear_line(tmp_path, image_folder):
+    result = run_train_py(
+        DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={image_folder}',
+        'model.mask_generator.mask_patch_size=32')
     assert result.returncode == 1
     assert 'train.py: error:' in result.stderr
     assert 'mask_patch_size=32' in result.stderr
@@ -128,7 +130,17 @@ def test_console_shows_a_summary_and_the_log_file_keeps_the_rest(
                       'Hooks will be executed'):
         assert file_only not in console
         assert file_only in log_file.read_text()
-    assert console.count('pin_memory') <= 1
+    # Warned when each epoch's loader starts: shown once, in one line, and
+    # kept in the log file.
+    warning = ("UserWarning: 'pin_memory' argument is set as true but no "
+               "accelerator is found, then device pinned memory won't be "
+               "used.")
+    shown = [line for line in console.splitlines() if 'pin_memory' in line]
+    assert len(shown) == 1, console
+    assert re.search(
+        re.escape(warning) + r' \(torch/utils/data/dataloader\.py:\d+\)$',
+        shown[0]), shown
+    assert warning in log_file.read_text()
     panels = sorted(
         p.name for p in (tmp_path / 'work' / 'reconstructions').iterdir())
     assert panels == [
@@ -211,3 +223,40 @@ def test_cfg_options_that_something_reads_pass():
     assert cfg.compile is True
     assert cfg.default_hooks.reconstruction.interval == 1
     assert cfg.my_note.text == 'new on purpose' and '+my_note' not in cfg
+
+
+MASK_RCNN = CONFIG_DIR / 'fastmim' / 'benchmarks' / 'mmdetection' / \
+    'mask-rcnn_fastmim-swin-base-w7_fpn_rpn-2conv_4conv1fc_syncbn-all_' \
+    '8xb4-lsj-scp-3x_coco.py'
+
+
+@pytest.mark.parametrize('key,value,where', [
+    ('checkpoint', 'x.pth', 'Set model.backbone.init_cfg.checkpoint=x.pth '
+     'instead (the key holding its value).'),
+    ('data_root', 'data/x/', 'The keys holding its value: '
+     'train_dataloader.dataset.dataset.data_root, val_dataloader.dataset.'
+     'data_root, test_dataloader.dataset.data_root; set those that came '
+     'from it instead.'),
+    ('image_size', (512, 512), 'The keys holding its value: '
+     'model.data_preprocessor.batch_augments.0.size, train_dataloader.'
+     'dataset.dataset.pipeline.2.scale, train_dataloader.dataset.dataset.'
+     'pipeline.3.crop_size, train_dataloader.dataset.dataset.pipeline.6.'
+     'size; set those that came from it instead.'),
+    ('head_norm_cfg.type', 'BN', 'No key holds its value as it is; set '
+     "those it was used in (a run's log file starts with the whole "
+     'config).'),
+])
+def test_config_variables_are_refused_with_the_keys_that_work(
+        key, value, where):
+    """A variable of the config file was copied where it is used when the
+    config was read; setting it would change nothing."""
+    from fastmim_mm.engine.arguments import merge_cfg_options
+    cfg = Config.fromfile(str(MASK_RCNN))
+    with pytest.raises(ValueError) as error:
+        merge_cfg_options(cfg, {key: value})
+    name = key.split('.')[0]
+    assert str(error.value) == (
+        f'--cfg-options {key}: {name!r} is a variable of the config file, '
+        f'copied where it is used when the config was read, so setting it '
+        f'now changes nothing. {where}')
+    merge_cfg_options(cfg, {f'+{key}': value})  # on purpose: allowed

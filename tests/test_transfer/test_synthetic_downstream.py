@@ -45,9 +45,14 @@ def test_coco_layout_and_annotations(coco_root):
         ann_file = osp.join(coco_root, 'annotations',
                             f'instances_{split}.json')
         coco = COCO(ann_file)
-        assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(
-            coco_class_names(3)) == ['rectangle', 'ellipse', 'triangle']
-        assert coco.getCatIds() == [1, 2, 3]
+        # COCO's 80 categories with COCO's ids, as the real files list them
+        # (ids 1-90 with gaps); objects of the first three.
+        categories = coco.loadCats(coco.getCatIds())
+        assert [c['name'] for c in categories] == list(coco_class_names(80))
+        assert list(coco_class_names(3)) == ['person', 'bicycle', 'car']
+        ids = coco.getCatIds()
+        assert len(ids) == 80 and ids[:12] == [*range(1, 12), 13]
+        assert ids[-1] == 90 and len(set(ids)) == 80
         for img_id in coco.getImgIds():
             info = coco.loadImgs(img_id)[0]
             w, h = info['width'], info['height']
@@ -95,6 +100,8 @@ def test_coco_is_deterministic(coco_root, tmp_path):
 
 
 def test_coco_loads_in_mmdet(coco_root):
+    """With CocoDataset's own classes (COCO's), as the COCO configs have
+    them: no sample or object is filtered out, labels are COCO's."""
     from mmdet.datasets import CocoDataset
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
@@ -103,7 +110,6 @@ def test_coco_loads_in_mmdet(coco_root):
             data_root=coco_root,
             ann_file='annotations/instances_val2017.json',
             data_prefix=dict(img='val2017/'),
-            metainfo=dict(classes=coco_class_names(3)),
             pipeline=[
                 dict(type='LoadImageFromFile'),
                 dict(type='LoadAnnotations', with_bbox=True, with_mask=True)

@@ -16,28 +16,53 @@ import numpy as np
 from PIL import Image, ImageDraw
 from synthetic_imagenet import _stripes
 
-# Shapes of the COCO-style object classes, in class order; class i draws
+# Shapes of the object classes, in class order; class i draws
 # _SHAPES[i % len(_SHAPES)].
 _SHAPES = ('rectangle', 'ellipse', 'triangle', 'star', 'pentagon', 'diamond',
            'hexagon', 'cross')
 
+# COCO's 80 object categories: (first id, names) per run of consecutive ids.
+_COCO_CATEGORY_RUNS = (
+    (1, ('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+         'truck', 'boat', 'traffic light', 'fire hydrant')),
+    (13, ('stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse',
+          'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe')),
+    (27, ('backpack', 'umbrella')),
+    (31, ('handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+          'sports ball', 'kite', 'baseball bat', 'baseball glove',
+          'skateboard', 'surfboard', 'tennis racket', 'bottle')),
+    (46, ('wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana',
+          'apple', 'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog',
+          'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed')),
+    (67, ('dining table', )),
+    (70, ('toilet', )),
+    (72, ('tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
+          'microwave', 'oven', 'toaster', 'sink', 'refrigerator')),
+    (84, ('book', 'clock', 'vase', 'scissors', 'teddy bear', 'hair drier',
+          'toothbrush')),
+)
+COCO_CATEGORIES = tuple(
+    dict(id=first + i, name=name) for first, names in _COCO_CATEGORY_RUNS
+    for i, name in enumerate(names))
+
 
 def coco_class_names(num_classes: int) -> Tuple[str, ...]:
-    """Class names :func:`make_coco_instances` writes, in category-id order
-    (pass them as ``metainfo=dict(classes=...)`` to ``CocoDataset``).
+    """Names of the classes :func:`make_coco_instances` draws objects of:
+    the first ``num_classes`` of COCO's 80, in COCO's order (the order of
+    MMDetection's ``CocoDataset``, so a COCO config reads the files as they
+    are).
 
     Args:
-        num_classes (int): Number of classes.
+        num_classes (int): Number of classes, 1 to 80.
 
     Returns:
-        tuple[str]: ``num_classes`` unique names.
+        tuple[str]: ``num_classes`` names.
     """
-    names = []
-    for i in range(num_classes):
-        shape = _SHAPES[i % len(_SHAPES)]
-        repeat = i // len(_SHAPES)
-        names.append(shape if repeat == 0 else f'{shape}_{repeat}')
-    return tuple(names)
+    if not 1 <= num_classes <= len(COCO_CATEGORIES):
+        raise ValueError(f'num_classes must be in [1, '
+                         f'{len(COCO_CATEGORIES)}] (COCO\'s classes), got '
+                         f'{num_classes}')
+    return tuple(c['name'] for c in COCO_CATEGORIES[:num_classes])
 
 
 def _shape_polygon(shape: str, cx: float, cy: float, rx: float, ry: float,
@@ -102,20 +127,23 @@ def make_coco_instances(root: str,
         root/annotations/instances_train2017.json
         root/annotations/instances_val2017.json
 
-    Every image has 1 to 3 non-overlapping objects on a striped background.
-    An object is a filled polygon (rectangle, ellipse, triangle, star, ...:
-    one shape per class, see :func:`coco_class_names`) with a class-specific
-    texture; its annotation has the polygon as ``segmentation``, its
-    ``bbox`` as [x, y, w, h], its polygon ``area``, ``iscrowd`` 0 and a
-    ``category_id`` from 1 to ``num_classes``. All vertices lie inside the
-    image.
+    The annotation files list COCO's 80 categories with COCO's ids, as the
+    real files do, so COCO configs read them unchanged; objects belong to
+    the first ``num_classes`` of them (:func:`coco_class_names`). Every
+    image has 1 to 3 non-overlapping objects on a striped background. An
+    object is a filled polygon (rectangle, ellipse, triangle, star, ...: one
+    shape per class) with a class-specific texture; its annotation has the
+    polygon as ``segmentation``, its ``bbox`` as [x, y, w, h], its polygon
+    ``area``, ``iscrowd`` 0 and its class's COCO ``category_id``. All
+    vertices lie inside the image.
 
     Args:
         root (str): Dataset root.
         num_images (int): Images per split. Defaults to 8.
         image_size (tuple): (width, height) of every image. Defaults to
             (128, 96).
-        num_classes (int): Number of object categories. Defaults to 2.
+        num_classes (int): Objects are drawn from the first
+            ``num_classes`` of COCO's classes (1 to 80). Defaults to 2.
         seed (int): Seed; the same seed gives identical files. Defaults to 0.
         splits (Sequence[str]): Split names; each gets an image folder and
             ``annotations/instances_{split}.json``. Defaults to
@@ -125,17 +153,12 @@ def make_coco_instances(root: str,
     Returns:
         str: ``root``.
     """
-    if num_classes < 1:
-        raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+    coco_class_names(num_classes)  # checks the range
     w, h = image_size
     if min(w, h) < 32:
         raise ValueError(f'image_size {image_size}: both sides must be at '
                          f'least 32 pixels')
-    names = coco_class_names(num_classes)
-    categories = [
-        dict(id=i + 1, name=name, supercategory='shape')
-        for i, name in enumerate(names)
-    ]
+    categories = [dict(c, supercategory='shape') for c in COCO_CATEGORIES]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     # Objects sit in distinct cells of a grid, so they never overlap and every
     # polygon is the object's visible region.
@@ -181,7 +204,7 @@ def make_coco_instances(root: str,
                     dict(
                         id=len(annotations) + 1,
                         image_id=img_id,
-                        category_id=label + 1,
+                        category_id=COCO_CATEGORIES[label]['id'],
                         segmentation=[pts.reshape(-1).tolist()],
                         area=round(_polygon_area(pts), 2),
                         bbox=[

@@ -1,0 +1,40 @@
+# Small chain, step 2 (ViT): the ViT-B fine-tuning config
+# (../benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py) with the ViT of
+# step 1 at 64 px, on the 16 images of data/small_chain/imagenet: 1 epoch of
+# 2 iterations, validated on the same images (a rehearsal, not a
+# measurement). It starts from step 1's last checkpoint; another one:
+#   --cfg-options model.backbone.init_cfg.checkpoint=PATH.pth
+# See docs/en/user_guides/small_chain.md.
+_base_ = '../benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
+
+checkpoint = 'work_dirs/1_pretrain_vit/epoch_1.pth'
+data_root = 'data/small_chain/imagenet'
+image_size = 64
+model = dict(
+    backbone=dict(
+        arch=dict(
+            _delete_=True,
+            embed_dims=64,
+            num_layers=4,
+            num_heads=2,
+            feedforward_channels=128),
+        img_size=image_size,
+        init_cfg=dict(checkpoint=checkpoint)),
+    head=dict(in_channels=64))
+
+train_pipeline = _base_.train_dataloader.dataset.dataset.pipeline
+train_pipeline[1].scale = image_size  # RandomResizedCrop
+test_pipeline = _base_.val_dataloader.dataset.pipeline
+test_pipeline[1].scale = image_size * 8 // 7  # ResizeEdge
+test_pipeline[2].crop_size = image_size  # CenterCrop
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(data_root=data_root, split='train', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=1)
+default_hooks = dict(logger=dict(interval=1))

@@ -86,6 +86,7 @@ def _build(cfg):
 def _one_step(cfg, model):
     optim_cfg = cfg.optim_wrapper.copy()
     optim_cfg.pop('loss_scale', None)
+    optim_cfg.pop('dtype', None)
     optim_cfg.type = 'OptimWrapper'  # fp32 on CPU
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
     data = dict(
@@ -186,6 +187,7 @@ def tiny_finetune_config(image_folder, checkpoint, name) -> Config:
     cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy', topk=1)
     cfg.optim_wrapper.type = 'OptimWrapper'
     cfg.optim_wrapper.pop('loss_scale')
+    cfg.optim_wrapper.pop('dtype')
     cfg.train_cfg.max_epochs = 1
     cfg.log_level = 'WARNING'
     # Unique names: MMEngine reuses a visualizer (and its log folder) of

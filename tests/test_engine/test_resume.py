@@ -96,6 +96,7 @@ def _mid_epoch_config(tmp_path, image_folder, name, resume=False, **hooks):
         ])
     cfg.default_hooks.checkpoint.max_keep_ckpts = 2
     cfg.default_hooks.update(hooks)
+    cfg.optim_wrapper.accumulative_counts = 2
     return cfg
 
 
@@ -105,15 +106,19 @@ def _iterations(records):
 
 def test_stop_signal_inside_an_epoch_resumes_there(image_folder, tmp_path,
                                                    records):
-    """SIGUSR1 during iteration 6 (the second of epoch 2): the run saves
-    iter_6.pth and stops with status 75; resumed, it trains iterations 7
-    and 8 with the uninterrupted run's losses and learning rates."""
+    """SIGUSR1 during iteration 5 (the first of epoch 2) of a run that
+    steps every 2 iterations: the run trains to the end of the window,
+    saves iter_6.pth and stops with status 75; resumed, it trains
+    iterations 7 and 8 with the uninterrupted run's losses and learning
+    rates."""
     cfg = _mid_epoch_config(
         tmp_path, image_folder, 'full', checkpoint=dict(iter_interval=3))
     FastMIMRunner.from_cfg(cfg).train()
     full = _iterations(records)
     assert sorted(full) == list(range(8))
-    # Per epoch, and inside epochs every 3 iterations, the newest kept.
+    # Per epoch; inside epochs every 3 iterations, at the end of the
+    # accumulation window (iteration 3's ends with epoch 1, saved as
+    # epoch_1.pth), the newest kept.
     assert sorted(
         f for f in os.listdir(tmp_path / 'full')
         if f.endswith('.pth')) == ['epoch_1.pth', 'epoch_2.pth', 'iter_6.pth']
@@ -125,7 +130,7 @@ def test_stop_signal_inside_an_epoch_resumes_there(image_folder, tmp_path,
         'cut',
         preemption=dict(type='InProcessPreemptionHook'))
     cfg.custom_hooks.append(
-        dict(type='SignalHook', at_iter=5, signal='SIGUSR1'))
+        dict(type='SignalHook', at_iter=4, signal='SIGUSR1'))
     before = signal.getsignal(signal.SIGUSR1)
     with pytest.raises(SystemExit) as stop:
         FastMIMRunner.from_cfg(cfg).train()

@@ -10,7 +10,8 @@ from mmengine.dist import all_reduce, barrier, get_world_size
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from .resumable_checkpoint_hook import ResumableCheckpointHook
+from .resumable_checkpoint_hook import (ResumableCheckpointHook,
+                                        gradients_applied)
 
 #: Exit status of a run that :class:`PreemptionHook` stopped after saving
 #: its checkpoint: EX_TEMPFAIL of sysexits.h, "try again later". A requeue
@@ -28,7 +29,9 @@ class PreemptionHook(Hook):
     before they kill a job, and SIGUSR1, the earlier warning a Slurm job
     asks for with ``--signal=USR1@<seconds>``) by noting them. After each
     training iteration all processes agree whether any got one (one
-    all-reduce of a number). If so, every process saves that iteration
+    all-reduce of a number). If so (with gradient accumulation, once the
+    window ends: accumulated gradients are in no checkpoint), every
+    process saves that iteration
     through the runner's :class:`ResumableCheckpointHook` (atomically; a
     run resumed from it continues inside the epoch), waits until all have,
     and exits with ``exit_code`` at once, without the interpreter's
@@ -112,8 +115,8 @@ class PreemptionHook(Hook):
         received = torch.tensor([self._received], dtype=torch.int64)
         if get_world_size() > 1:
             all_reduce(received, op='max')
-        if not received.item():
-            return
+        if not received.item() or not gradients_applied(runner):
+            return  # or at the end of the accumulation window
         path = self._checkpoint.save_iteration(runner)
         barrier()
         runner.logger.warning(

@@ -21,6 +21,14 @@ def _batch_length(data_batch, loader) -> int:
         return loader.batch_size
 
 
+def gradients_applied(runner) -> bool:
+    """Whether the optimiser stepped at the iteration just trained: the end
+    of a gradient accumulation window, where a checkpoint holds the whole
+    state (the gradients accumulated inside a window are in none)."""
+    should_update = getattr(runner.optim_wrapper, 'should_update', None)
+    return should_update is None or should_update()
+
+
 @HOOKS.register_module()
 class ResumableCheckpointHook(CheckpointHook):
     """MMEngine's ``CheckpointHook`` whose checkpoints resume where they were
@@ -29,9 +37,10 @@ class ResumableCheckpointHook(CheckpointHook):
 
     - Besides its schedule (per epoch, as ``CheckpointHook``), it can save
       every ``iter_interval`` iterations inside epochs (``iter_{n}.pth``,
-      the newest ``max_keep_iter_ckpts`` kept), and saves when asked
-      (:meth:`save_iteration`; :class:`PreemptionHook` does on a stop
-      signal).
+      the newest ``max_keep_iter_ckpts`` kept; with gradient accumulation,
+      at the end of the window that iteration falls in), and saves when
+      asked (:meth:`save_iteration`; :class:`PreemptionHook` does on a
+      stop signal).
     - A checkpoint taken inside an epoch records in
       ``meta['epoch_progress']`` how many samples each process had trained
       on in it. A run resumed from it continues that epoch at the next
@@ -90,6 +99,7 @@ class ResumableCheckpointHook(CheckpointHook):
         self._consumed = 0  # samples this process trained on in the epoch
         self._progress: Optional[dict] = None  # of the checkpoint resumed
         self._saved_iter: Optional[int] = None
+        self._iter_save_due = False
         self._loader_generator_set = None
 
     # Resume -------------------------------------------------------------
@@ -166,21 +176,26 @@ class ResumableCheckpointHook(CheckpointHook):
                          data_batch=None,
                          outputs=None) -> None:
         self._consumed += _batch_length(data_batch, runner.train_dataloader)
-        if self.by_epoch:
-            due = (
-                self.iter_interval
-                and self.every_n_train_iters(runner, self.iter_interval)
-                and not (self.end_of_epoch(runner.train_dataloader, batch_idx)
-                         and self._epoch_save_due(runner)))
-        else:
-            due = self.every_n_train_iters(
-                runner, self.interval,
-                self.save_begin) or (self.save_last
-                                     and self.is_last_train_iter(runner))
-        if due:
+        if self._iteration_save_due(runner, batch_idx):
             runner.logger.info(
                 f'Saving checkpoint at {runner.iter + 1} iterations')
             self.save_iteration(runner)
+
+    def _iteration_save_due(self, runner, batch_idx: int) -> bool:
+        if not self.by_epoch:  # CheckpointHook's schedule
+            return self.every_n_train_iters(
+                runner, self.interval,
+                self.save_begin) or (self.save_last
+                                     and self.is_last_train_iter(runner))
+        if self.iter_interval and self.every_n_train_iters(
+                runner, self.iter_interval):
+            self._iter_save_due = True
+        if not (self._iter_save_due and gradients_applied(runner)):
+            return False
+        self._iter_save_due = False
+        # At the end of an epoch whose checkpoint is due, that one follows.
+        return not (self.end_of_epoch(runner.train_dataloader, batch_idx)
+                    and self._epoch_save_due(runner))
 
     def save_iteration(self, runner) -> str:
         """Save the checkpoint of the iteration just trained, unless this

@@ -151,6 +151,7 @@ def _describe(code: int) -> str:
 
 
 def run_torchrun(prog: str, argv: list, console: Console, log_path: str):
+    from torch.distributed.elastic.multiprocessing import SignalException
     from torch.distributed.elastic.multiprocessing.errors import \
         ChildFailedError
     from torch.distributed.run import parse_args, run
@@ -181,6 +182,10 @@ def run_torchrun(prog: str, argv: list, console: Console, log_path: str):
                         f'{_describe(code)}; torchrun\'s report is in '
                         f'{log_path}')
         return _status(code)
+    except SignalException as e:  # SIGINT, SIGHUP, SIGQUIT
+        console.say(f'{prog}: stopped by {signal.Signals(e.sigval).name}; '
+                    f'torchrun stopped the processes.')
+        return 128 + e.sigval
     except Exception as e:  # rendezvous, ports, arguments
         console.log.write(f'{type(e).__name__}: {e}\n')
         first = str(e).strip().splitlines()[0] if str(e).strip() else ''

@@ -2,7 +2,8 @@
 # One call on a bare GPU machine: install the carried packages (see
 # tools/analysis/gpu_check_prepare.sh), build mmcv's C++ ops for the
 # machine's torch, then run tools/analysis/gpu_check.py, which prints one
-# table. About 9 minutes on one H100 with 16 cores.
+# table. It is sized to finish within 10 minutes on one H100/H200 with 16
+# cores.
 #
 #   bash tools/analysis/gpu_check.sh --device cuda [--out DIR]
 #   bash tools/analysis/gpu_check.sh --device cpu   # tiny, on a CPU machine
@@ -74,7 +75,7 @@ export PYTHONPATH="$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 if ! pyval "$IMPORTS" 2>/dev/null; then
     if [[ ! -d "$CARRY/wheels" ]]; then
         log "no $CARRY/wheels: run tools/analysis/gpu_check_prepare.sh" \
-            "first and carry .gpu_carry with the run"
+            "first and copy .gpu_carry/ to this machine"
         exit 1
     fi
     log "installing $(ls "$CARRY"/wheels/*.whl | wc -l) carried wheels" \

@@ -5,7 +5,7 @@
 # OpenMMLab wheels and the pure-Python (or cp312 manylinux) packages they
 # need, and mmcv 2.1.0's source, which gpu_check.sh builds there for that
 # machine's torch. Everything lands in .gpu_carry/ (git-ignored, about
-# 13 MB); send it with the run (device tool: carry ['.gpu_carry']).
+# 13 MB); copy it to the GPU machine's checkout of this repository.
 #
 # Usage: bash tools/analysis/gpu_check_prepare.sh   (after `make install`)
 set -euo pipefail

@@ -82,7 +82,8 @@ def test_transfers_start_from_the_fine_tuned_checkpoints():
 
 
 def test_mask_rcnn_recipe():
-    """REFERENCE.md, "Transfer recipes", COCO, value by value."""
+    """The reference repository's COCO Mask R-CNN config (FastMIM paper,
+    Swin-B), value by value."""
     assert "_base_ = 'mmdet::" in DET.read_text()
     cfg = Config.fromfile(str(DET))
     model = cfg.model
@@ -182,7 +183,8 @@ def test_mask_rcnn_weight_decay_keys_match_swin():
 
 
 def test_upernet_recipe():
-    """REFERENCE.md, "Transfer recipes", ADE20K, value by value."""
+    """The reference repository's ADE20K UperNet config (FastMIM paper,
+    ViT-B), value by value."""
     assert "'mmseg::_base_/models/upernet_beit.py'" in SEG.read_text()
     cfg = Config.fromfile(str(SEG))
     model = cfg.model
@@ -289,3 +291,29 @@ def test_upernet_lr_is_poly_times_warmup():
                 pytest.approx(expected, rel=1e-6), i
         for scheduler in schedulers:
             scheduler.step()
+
+
+# Every config under configs/fastmim/ that starts from a checkpoint: the
+# fine-tuning, linear-probing and transfer configs and the small chain's.
+STARTING_CONFIGS = sorted(
+    p for p in (CONFIG_DIR / 'fastmim').rglob('*.py')
+    if 'benchmarks' in p.parts or 'small_chain' in p.parts)
+
+
+@pytest.mark.parametrize(
+    'path', STARTING_CONFIGS, ids=lambda p: f'{p.parent.name}/{p.name}')
+def test_header_names_the_option_for_another_checkpoint(path):
+    """Each checkpoint a config reads by default can be replaced by the
+    --cfg-options key its header names (a missing one ends in one line
+    naming the same key: test_small_chain.py)."""
+    from fastmim_mm.engine.launch import _pretrained_inits
+    cfg = Config.fromfile(str(path))
+    header = path.read_text().split('_base_ =')[0]
+    keys = [key for key, _ in _pretrained_inits(cfg.model, 'model')]
+    if cfg.get('load_from'):
+        keys.append('load_from')
+    if 'small_chain' in path.parts and path.name.startswith('1_'):
+        assert not keys  # pre-training starts from random weights
+        return
+    assert keys == ['model.backbone.init_cfg.checkpoint']
+    assert '--cfg-options model.backbone.init_cfg.checkpoint=' in header

@@ -10,8 +10,11 @@ pre-training through tools/train.py on generated ImageNet-sized JPEGs, with
 the CPU decoding path and the GPU one, next to the bare model's steps; one
 NCCL process through tools/dist_train.sh.
 
-``--device cpu`` runs the same steps with tiny models and data (a test
-covers it); the numbers then only show that every path works.
+``--device cpu`` is a rehearsal on a machine without a GPU (a test covers
+it): the same steps, with tiny models and data where the row name says so
+(the benchmark and bare-model rows keep the real ViT-B, at batch 1 or 2);
+its table says it is a CPU rehearsal, and its figures show that every path
+works, not how fast a GPU is.
 """
 import argparse
 import glob
@@ -40,10 +43,12 @@ sys.path[:0] = [ROOT, osp.join(ROOT, 'tools', 'misc')]
 # isort: off
 from fastmim_mm.compat.mmcv_ops import (  # noqa: E402
     mmcv_has_cuda_ops, route_mmcv_ops_to_torchvision)
+from fastmim_mm.engine.runner import RunConsole  # noqa: E402
 from synthetic_downstream import (  # noqa: E402
-    coco_class_names, make_ade20k, make_coco_instances)
+    make_ade20k, make_coco_instances)
 from synthetic_imagenet import (  # noqa: E402
     make_imagenet_folder, photo_like_image)
+from benchmark_pretrain import METHODS as BENCHMARK_METHODS  # noqa: E402
 from tiny_transfer_configs import (  # noqa: E402
     shrink_detection_config, shrink_segmentation_config)
 # isort: on
@@ -97,9 +102,12 @@ PROFILES = dict(
         ],
         bare=['--steps', '1', '--warmup', '0']))
 
+# The tiny backbones of the CPU form: transfers, and end-to-end
+# pre-training (whose encoder needs no more than 2 blocks).
 TINY_VIT = dict(
     embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
 TINY_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
+E2E_TINY_VIT = dict(TINY_VIT, num_layers=2)
 
 
 def parse_args(argv=None):
@@ -286,16 +294,13 @@ class Check:
             num_images=p['coco_images'],
             image_size=p['coco_size'],
             num_classes=80)
-        cfg = Config.fromfile(DET)
-        classes = coco_class_names(80)
+        cfg = Config.fromfile(DET)  # the files have COCO's classes
         train = cfg.train_dataloader
         train.num_workers = test_workers = min(p['workers'], 4)
         train.persistent_workers = False
         train.dataset.dataset.data_root = root
-        train.dataset.dataset.metainfo = dict(classes=classes)
         test = cfg.test_dataloader
         test.dataset.data_root = root
-        test.dataset.metainfo = dict(classes=classes)
         test.num_workers = test_workers
         test.persistent_workers = False
         cfg.val_dataloader = test
@@ -314,9 +319,11 @@ class Check:
             'mask_rcnn', config, self._common_options(), timeout=240)
         val_iters = p['coco_images']  # batch 1 in the test loader
         size = cfg.model.data_preprocessor.batch_augments[0].size[0]
-        self._transfer_row(f'Mask R-CNN Swin-B, COCO config ({size} px LSJ)',
-                           rc, seconds, tail, work_dir,
-                           ['coco/bbox_mAP', 'coco/segm_mAP'], val_iters)
+        backbone = ('Swin-B' if self.args.device == 'cuda' else
+                    f'tiny Swin ({_swin_size(TINY_SWIN)})')
+        self._transfer_row(
+            f'Mask R-CNN {backbone}, COCO config ({size} px LSJ)', rc, seconds,
+            tail, work_dir, ['coco/bbox_mAP', 'coco/segm_mAP'], val_iters)
 
     def segmentation(self):
         p = self.p
@@ -343,10 +350,12 @@ class Check:
         cfg.dump(config)
         rc, seconds, tail, work_dir = self.train(
             'upernet', config, self._common_options(), timeout=180)
+        crop = cfg.model.data_preprocessor.size[0]
+        backbone = ('ViT-B' if self.args.device == 'cuda' else
+                    f'tiny ViT ({_vit_size(TINY_VIT)})')
         self._transfer_row(
-            'UperNet ViT-B, ADE20K config (512 px crops)' if self.args.device
-            == 'cuda' else 'UperNet ViT-B, ADE20K config (tiny)', rc, seconds,
-            tail, work_dir, ['mIoU', 'aAcc'], p['ade_images'])
+            f'UperNet {backbone}, ADE20K config ({crop} px crops)', rc,
+            seconds, tail, work_dir, ['mIoU', 'aAcc'], p['ade_images'])
 
     # ---------------------------------------------------------- pre-training
     def benchmark(self):
@@ -365,6 +374,11 @@ class Check:
             return
         with open(out) as f:
             bench = json.load(f)
+        # On a CPU one step at batch 1 shows that each model runs; its
+        # ratios are not the speed-ups a GPU gives.
+        caveat = ('' if self.args.device == 'cuda' else
+                  f' (CPU, {bench["steps"]} step at batch {bench["batch"]}: '
+                  f'not a speed-up measurement)')
         for name, r in bench['results'].items():
             parts = [
                 f'{_rate(r["images_per_s"])} images/s (batch '
@@ -375,11 +389,13 @@ class Check:
                 parts.append(f'peak {r["peak_mib"]:.0f} MiB (batch '
                              f'{bench["mem_batch"]})')
             if 'speedup_of_fastmim' in r:
+                fastmim = BENCHMARK_METHODS[name][2]
                 parts.append(
-                    f'FastMIM speed-up {r["speedup_of_fastmim"]:.2f}x, '
-                    f'speed-up / FLOP ratio '
-                    f'{r["speedup_over_flop_ratio"]:.0%}')
-            self.row(f'benchmark {name}', 'ok', '; '.join(parts))
+                    f'images/s of {fastmim} / images/s of {name} '
+                    f'{r["speedup_of_fastmim"]:.2f}x; that / (GFLOPs of '
+                    f'{name} / GFLOPs of {fastmim}) '
+                    f'{r["speedup_over_flop_ratio"]:.0%}{caveat}')
+            self.row(f'benchmark {name} (real model)', 'ok', '; '.join(parts))
         if bench['results']:
             self.rows[-1]['seconds'] = seconds
 
@@ -412,13 +428,10 @@ class Check:
             ('custom_hooks', '[]'),
         ]
         if self.args.device == 'cpu':
-            options += [
-                ('model.backbone.arch.embed_dims', TINY_VIT['embed_dims']),
-                ('model.backbone.arch.num_layers', 2),
-                ('model.backbone.arch.num_heads', 2),
-                ('model.backbone.arch.feedforward_channels', 128),
-                ('model.neck.in_channels', TINY_VIT['embed_dims']),
-            ]
+            options += [(f'model.backbone.arch.{k}', v)
+                        for k, v in E2E_TINY_VIT.items()]
+            options.append(
+                ('model.neck.in_channels', E2E_TINY_VIT['embed_dims']))
         return options
 
     def pretrain(self, gpu_decode):
@@ -434,9 +447,10 @@ class Check:
             timeout=180,
             extra=extra)
         train, _ = self._scalars(work_dir)
-        where = ('GPU (nvJPEG)'
-                 if self.args.device == 'cuda' else 'device (CPU form)')
-        step = ('FastMIM ViT-B@128 end to end, decoding on ' +
+        cuda = self.args.device == 'cuda'
+        where = 'GPU (nvJPEG)' if cuda else 'device (here the CPU)'
+        model = 'ViT-B' if cuda else f'tiny ViT ({_vit_size(E2E_TINY_VIT)})'
+        step = (f'FastMIM {model}@128 end to end, decoding on ' +
                 (where if gpu_decode else 'CPU workers') +
                 f', {p["workers"]} workers')
         steady = train[p['e2e_warmup']:]
@@ -449,8 +463,8 @@ class Check:
             step, 'ok',
             f'{_rate(p["e2e_batch"] / t)} images/s (median of iters '
             f'{p["e2e_warmup"] + 1}-{len(train)}, batch {p["e2e_batch"]}, '
-            f'{t:.3f} s/iter, waiting for data {wait / t:.0%}), loss '
-            f'{train[-1]["loss"]:.3f}', seconds)
+            f'{t:.3f} s/iter; time waiting for data / time per iter '
+            f'{wait / t:.0%}), loss {train[-1]["loss"]:.3f}', seconds)
 
     def decode(self):
         """The preprocessor's decode + crop + resize + flip alone, on
@@ -496,7 +510,8 @@ class Check:
         if self.args.device == 'cuda':
             cmd.append('--amp')
         rc, seconds, tail = self.run('bare_model', cmd, timeout=120)
-        step = 'FastMIM ViT-B@128 bare model steps (no data loading)'
+        step = ('FastMIM ViT-B@128 bare model steps (real model, no data '
+                'loading)')
         if rc != 0:
             self.row(step, 'FAIL', f'exit {rc}: {tail}', seconds)
             return
@@ -548,10 +563,14 @@ class Check:
         if args.device == 'cuda':
             device = (f'{torch.cuda.get_device_name()}, '
                       f'{os.cpu_count()} CPU cores')
+            head = f'gpu_check on {device}'
         else:
-            device = f'CPU only, {os.cpu_count()} cores (tiny sizes)'
-        head = (f'gpu_check on {device}; torch {torch.__version__}, mmcv '
-                f'{mmcv.__version__}, Python {sys.version.split()[0]}')
+            head = (f'gpu_check, CPU rehearsal (no GPU; {os.cpu_count()} '
+                    f'cores): tiny models and data where a row says so, '
+                    f'one or two steps each; the figures show that each '
+                    f'path runs, not what a GPU does')
+        head += (f'; torch {torch.__version__}, mmcv {mmcv.__version__}, '
+                 f'Python {sys.version.split()[0]}')
         if args.setup_seconds is not None:
             head += f'; set-up {args.setup_seconds:.0f} s'
         head += f'; checks {time.perf_counter() - self.start:.0f} s'
@@ -591,12 +610,23 @@ def _write_jpeg(folder, i):
     photo_like_image(i).save(osp.join(folder, f'{i:06d}.JPEG'), quality=90)
 
 
+def _vit_size(arch: dict) -> str:
+    return f'{arch["num_layers"]} blocks, {arch["embed_dims"]} wide'
+
+
+def _swin_size(arch: dict) -> str:
+    depths = '-'.join(map(str, arch['depths']))
+    return f'depths {depths}, {arch["embed_dims"]} wide'
+
+
 # Cheap and essential first: what the budget cuts off comes last.
 STEPS = ('ops', 'nccl', 'detection', 'segmentation', 'pretrain_cpu',
          'pretrain_gpu', 'decode', 'bare', 'benchmark')
 
 
 def main(argv=None):
+    # The configs it reads import the stack, which warns as in a run.
+    RunConsole.install()
     args = parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         sys.exit('gpu_check.py: --device cuda but torch sees no CUDA device')

@@ -2,6 +2,9 @@
 # reports fine-tuning only): frozen encoder, class token after the final
 # norm, BatchNorm without affine before a linear classifier, LARS lr 0.1 *
 # 16384 / 256, 90 epochs with 10 warm-up, total batch 16384 (8 x 2048).
+# It starts from the ViT-B 800-epoch pre-training's last checkpoint; another
+# one:
+#   --cfg-options model.backbone.init_cfg.checkpoint=PRETRAIN.pth
 _base_ = [
     '../../_base_/datasets/imagenet_finetune-224px.py',
     '../../_base_/default_runtime.py',

@@ -44,10 +44,10 @@ def test_overridden_private_methods_exist_and_are_listed():
     from mmengine.runner import Runner
 
     from fastmim_mm.engine import FastMIMRunner
-    overridden = sorted(
-        f'mmengine.runner.Runner.{name}' for name in vars(FastMIMRunner)
-        if name.startswith('_') and not name.startswith('__')
-        and callable(getattr(Runner, name, None)))
+    overridden = sorted(f'mmengine.runner.Runner.{name}'
+                        for name in vars(FastMIMRunner)
+                        if name.startswith('_') and not name.startswith('__')
+                        and callable(getattr(Runner, name, None)))
     assert overridden == sorted(OVERRIDDEN)
     for path in OVERRIDDEN:
         assert callable(getattr(Runner, path.rsplit('.', 1)[-1]))

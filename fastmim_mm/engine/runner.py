@@ -147,7 +147,13 @@ class RunConsole:
         return cls.current
 
     def attach(self, logger: logging.Logger) -> None:
-        """Log to ``logger`` from now on; earlier lines go to its file."""
+        """Log to ``logger`` from now on, its console handlers filtered as
+        a run's (``_FILE_ONLY``, each warning once); earlier lines go to its
+        file."""
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler) and not any(
+                    isinstance(f, _Console) for f in handler.filters):
+                handler.addFilter(_Console())
         self._logger = logger
         for message, level in self._pending:
             logger.log(level, message, extra=dict(console=False))
@@ -296,9 +302,6 @@ class FastMIMRunner(Runner):
 
     def build_logger(self, *args, **kwargs):
         logger = super().build_logger(*args, **kwargs)
-        for handler in logger.handlers:
-            if not isinstance(handler, logging.FileHandler):
-                handler.addFilter(_Console())
         RunConsole.install().attach(logger)
         return logger
 

@@ -14,6 +14,7 @@ from mmpretrain.registry import MODELS
 
 from fastmim_mm.engine import (CheckpointFileError, FastMIMRunner,
                                read_checkpoint)
+from fastmim_mm.engine.runner import RunConsole
 from .arms import CONFIG_DIR, ROOT
 from .console import fail
 
@@ -59,10 +60,11 @@ def build_model(cfg: Config, device: str):
     MMEngine logs each parameter's initialisation to the current logger:
     inside a run, to its log file; here, a logger of its own that shows
     warnings only keeps those hundreds of lines off the console (and out of
-    the log file of the run before).
+    the log file of the run before); its warnings show once, as a run's.
     """
-    MMLogger.get_instance(
-        f'fashion_mnist_study_build_{next(_builds)}', log_level='WARNING')
+    RunConsole.install().attach(
+        MMLogger.get_instance(
+            f'fashion_mnist_study_build_{next(_builds)}', log_level='WARNING'))
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -67,9 +67,13 @@ def test_killed_run_resumes_exactly_inside_an_epoch(image_folder, tmp_path):
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / 'cut' / 'iter_6.pth'  # 2 of epoch 2's 4 batches
+    # iter_6.pth (2 of epoch 2's 4 batches) is saved, then named in
+    # last_checkpoint: wait for the name, so the kill falls after both.
+    last_file = tmp_path / 'cut' / 'last_checkpoint'
     deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None:
+    while proc.poll() is None and not (
+            last_file.exists()
+            and 'iter_' in last_file.read_text().rsplit('/', 1)[-1]):
         assert time.time() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)

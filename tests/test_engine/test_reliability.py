@@ -70,10 +70,14 @@ def test_killed_run_resumes_exactly_inside_an_epoch(image_folder, tmp_path):
     # iter_6.pth (2 of epoch 2's 4 batches) is saved, then named in
     # last_checkpoint: wait for the name, so the kill falls after both.
     last_file = tmp_path / 'cut' / 'last_checkpoint'
+
+    def named_iter() -> int:
+        name = last_file.read_text().rsplit('/', 1)[-1] \
+            if last_file.exists() else ''
+        return int(name[5:-4]) if name.startswith('iter_') else 0
+
     deadline = time.time() + 240
-    while proc.poll() is None and not (
-            last_file.exists()
-            and 'iter_' in last_file.read_text().rsplit('/', 1)[-1]):
+    while proc.poll() is None and named_iter() < 6:
         assert time.time() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)

@@ -60,4 +60,4 @@ def test_panels_switch_off_from_the_command_line(image_folder, tmp_path):
     cfg.experiment_name += '_off'
     hooks = [type(h).__name__ for h in FastMIMRunner.from_cfg(cfg).hooks]
     assert 'FastMIMReconstructionHook' not in hooks
-    assert 'CheckpointHook' in hooks
+    assert 'ResumableCheckpointHook' in hooks

@@ -91,6 +91,13 @@ def set_max_iters(loop, max_iters: int) -> None:
     loop._max_iters = max_iters
 
 
+def fsdp_strategy():
+    """MMEngine's ``FSDPStrategy``, which only its private package
+    ``mmengine._strategy`` exports (``FlexibleRunner`` builds it by name)."""
+    from mmengine._strategy import FSDPStrategy
+    return FSDPStrategy
+
+
 def set_accumulative_counts(optim_wrapper, counts: int) -> None:
     """The gradient accumulation of an ``OptimWrapper`` after it was built
     (its constructor is the only public way to set it)."""

@@ -50,6 +50,9 @@ _FILE_ONLY = re.compile('|'.join([
     r'creating index\.\.\.$', r'index created!$',
     r'"FileClient" will be deprecated', r'"HardDiskBackend" is the alias',
     r'The prefix is not set in metric class ',
+    r'Failed to search registry with scope "\w+" in the "function" ',
+    r'FutureWarning: FSDP\.state_dict_type\(\) and ',
+    r'UserWarning: When using ``NO_SHARD`` for ``ShardingStrategy``',
     r'(UserWarning|DeprecationWarning): (pkg_resources is deprecated|'
     r'``build_loss`` would be deprecated|`reduce_zero_label` will be '
     r'deprecated|Default ``avg_non_ignore`` is False|The draw is False)'
@@ -228,42 +231,12 @@ def _millions(n: int) -> str:
     return f'{n / 1e6:.2f} M'
 
 
-@RUNNERS.register_module()
-class FastMIMRunner(Runner):
-    """A Runner whose checkpoint loads are checked and whose console shows
-    what a user reads.
-
-    - Every load of the run (the weights' initialisation, e.g. a backbone's
-      ``init_cfg`` of type ``Pretrained``; ``load_from``; ``resume``) runs
-      inside a :class:`~fastmim_mm.engine.CheckedLoading` block: local files
-      are read weights-only with MMEngine's own types allowed (so its
-      checkpoints resume on torch >= 2.6), and a checkpoint that does not
-      fit the model stops the run with one line. Swin/BEiT tables are
-      resized without SciPy's removed ``interp2d`` during those loads.
-      Loads outside the run are left to MMEngine.
-    - On a machine with a CUDA device and an mmcv built without CUDA
-      kernels, mmcv's ``nms`` and ``RoIAlign`` on CUDA tensors go to
-      torchvision's kernels (for the whole process; logged once).
-    - The config dump, the environment, the hook order, the optimiser
-      constructors' per-parameter lines (logged or printed), the stack's
-      per-load and per-table lines and its notices about its own code go to
-      the log file only (``_FILE_ONLY``): a run shows a handful of lines
-      before its first loss.
-    - One line says what was built: model, parameters, input size, data and
-      the weights it starts from (with the log file's path).
-    - Warnings are shown once per run, each in one line, and kept in the
-      log file (:class:`RunConsole`).
-    - Any entry of ``default_hooks`` set to None is left out (MMEngine
-      allows that only for its own six).
-    - Processes without CUDA (``tools/dist_train.sh`` on CPU) replace
-      SyncBN by BN, with a warning: torch's SyncBatchNorm needs GPUs. Each
-      process then normalises with the statistics of its own batch.
-    - ``compile`` (``--compile``) compiles the model's forward pass.
-      MMEngine compiles the whole ``train_step``, optimiser step included,
-      and TorchDynamo fails on the optimiser wrapper in the first
-      iteration (``'UserDefinedDictVariable' object has no attribute
-      'items'``); the forward pass is where the time goes.
-    """
+class FastMIMRunnerMixin:
+    """What the toolkit's runners share (:class:`FastMIMRunner`, and
+    :class:`~fastmim_mm.engine.FastMIMFlexibleRunner` for FSDP): checked
+    loads of ``load_from`` and ``resume``, the mmcv kernel fallback, the
+    one-line summary of what was built, and ``default_hooks`` entries set to
+    None left out. See :class:`FastMIMRunner` for each."""
 
     def __init__(self, *args, **kwargs) -> None:
         self._loads_checked = False
@@ -288,10 +261,6 @@ class FastMIMRunner(Runner):
         finally:
             self._loads_checked = False
 
-    def _init_model_weights(self) -> None:
-        with self.checked_loads():
-            super()._init_model_weights()
-
     def load_checkpoint(self, *args, **kwargs):
         with self.checked_loads():
             return super().load_checkpoint(*args, **kwargs)
@@ -299,11 +268,6 @@ class FastMIMRunner(Runner):
     def resume(self, *args, **kwargs) -> None:
         with self.checked_loads(resume=True):
             super().resume(*args, **kwargs)
-
-    def build_logger(self, *args, **kwargs):
-        logger = super().build_logger(*args, **kwargs)
-        RunConsole.install().attach(logger)
-        return logger
 
     def register_default_hooks(self, hooks=None) -> None:
         # MMEngine takes None only for its own default hooks; here
@@ -316,30 +280,6 @@ class FastMIMRunner(Runner):
             }
         super().register_default_hooks(hooks)
 
-    def wrap_model(self, model_wrapper_cfg, model):
-        if self.distributed and not torch.cuda.is_available():
-            if any(
-                    type(m).__name__ == 'SyncBatchNorm'  # torch's or mmcv's
-                    for m in model.modules()):
-                print_log(
-                    'No CUDA device: SyncBN layers are replaced by BN, each '
-                    'process normalising over its own batch.',
-                    logger='current',
-                    level=logging.WARNING)
-            model = revert_sync_batchnorm(model)
-            if self.cfg.get('sync_bn'):
-                self.cfg.sync_bn = None
-        return super().wrap_model(model_wrapper_cfg, model)
-
-    def _maybe_compile(self, target: str) -> None:
-        options = self.cfg.get('compile')
-        if not options:
-            return
-        model = self._unwrapped_model()
-        model.compile(**({} if options is True else options))
-        self.logger.info('Compiled the model\'s forward pass '
-                         '(torch.compile); the first iterations are slow.')
-
     def load_or_resume(self) -> None:
         super().load_or_resume()
         self.logger.info(self.summary())
@@ -347,9 +287,7 @@ class FastMIMRunner(Runner):
     def summary(self) -> str:
         """One line: model, parameters, input size, data, weights."""
         model = self._unwrapped_model()
-        params = list(model.parameters())
-        total = sum(p.numel() for p in params)
-        trainable = sum(p.numel() for p in params if p.requires_grad)
+        total, trainable = self._parameter_counts(model)
         parts = [type(model).__name__]
         backbone = getattr(model, 'backbone', None)
         if backbone is not None:
@@ -369,6 +307,12 @@ class FastMIMRunner(Runner):
         if log_file:
             parts.append(f'config and environment in {log_file}')
         return 'Built ' + '; '.join(parts)
+
+    def _parameter_counts(self, model) -> tuple:
+        """(all, trainable) parameters of the model."""
+        params = list(model.parameters())
+        return (sum(p.numel() for p in params),
+                sum(p.numel() for p in params if p.requires_grad))
 
     def _unwrapped_model(self):
         return self.model.module if is_model_wrapper(
@@ -412,3 +356,74 @@ class FastMIMRunner(Runner):
                 pretrained.append(f'{name or "model"} from '
                                   f'{init_cfg.get("checkpoint")}')
         return ', '.join(pretrained) or 'random initialisation'
+
+
+@RUNNERS.register_module()
+class FastMIMRunner(FastMIMRunnerMixin, Runner):
+    """A Runner whose checkpoint loads are checked and whose console shows
+    what a user reads.
+
+    - Every load of the run (the weights' initialisation, e.g. a backbone's
+      ``init_cfg`` of type ``Pretrained``; ``load_from``; ``resume``) runs
+      inside a :class:`~fastmim_mm.engine.CheckedLoading` block: local files
+      are read weights-only with MMEngine's own types allowed (so its
+      checkpoints resume on torch >= 2.6), and a checkpoint that does not
+      fit the model stops the run with one line. Swin/BEiT tables are
+      resized without SciPy's removed ``interp2d`` during those loads.
+      Loads outside the run are left to MMEngine.
+    - On a machine with a CUDA device and an mmcv built without CUDA
+      kernels, mmcv's ``nms`` and ``RoIAlign`` on CUDA tensors go to
+      torchvision's kernels (for the whole process; logged once).
+    - The config dump, the environment, the hook order, the optimiser
+      constructors' per-parameter lines (logged or printed), the stack's
+      per-load and per-table lines and its notices about its own code go to
+      the log file only (``_FILE_ONLY``): a run shows a handful of lines
+      before its first loss.
+    - One line says what was built: model, parameters, input size, data and
+      the weights it starts from (with the log file's path).
+    - Warnings are shown once per run, each in one line, and kept in the
+      log file (:class:`RunConsole`).
+    - Any entry of ``default_hooks`` set to None is left out (MMEngine
+      allows that only for its own six).
+    - Processes without CUDA (``tools/dist_train.sh`` on CPU) replace
+      SyncBN by BN, with a warning: torch's SyncBatchNorm needs GPUs. Each
+      process then normalises with the statistics of its own batch.
+    - ``compile`` (``--compile``) compiles the model's forward pass.
+      MMEngine compiles the whole ``train_step``, optimiser step included,
+      and TorchDynamo fails on the optimiser wrapper in the first
+      iteration (``'UserDefinedDictVariable' object has no attribute
+      'items'``); the forward pass is where the time goes.
+    """
+
+    def _init_model_weights(self) -> None:
+        with self.checked_loads():
+            super()._init_model_weights()
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        RunConsole.install().attach(logger)
+        return logger
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        if self.distributed and not torch.cuda.is_available():
+            if any(
+                    type(m).__name__ == 'SyncBatchNorm'  # torch's or mmcv's
+                    for m in model.modules()):
+                print_log(
+                    'No CUDA device: SyncBN layers are replaced by BN, each '
+                    'process normalising over its own batch.',
+                    logger='current',
+                    level=logging.WARNING)
+            model = revert_sync_batchnorm(model)
+            if self.cfg.get('sync_bn'):
+                self.cfg.sync_bn = None
+        return super().wrap_model(model_wrapper_cfg, model)
+
+    def _maybe_compile(self, target: str) -> None:
+        options = self.cfg.get('compile')
+        if not options:
+            return
+        model = self._unwrapped_model()
+        model.compile(**({} if options is True else options))
+        self.logger.info('Compiled the model\'s forward pass '
+                         '(torch.compile); the first iterations are slow.')

@@ -10,10 +10,11 @@ from typing import Optional
 import torch
 from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
-from mmengine.registry import FUNCTIONS, MODELS, STRATEGIES
+from mmengine.registry import FUNCTIONS, STRATEGIES
 from mmpretrain.models.backbones.swin_transformer import SwinBlock
 from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer
+from torch import nn
 from torch.distributed.fsdp import FullOptimStateDictConfig
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 from torch.distributed.fsdp import StateDictType
@@ -51,9 +52,9 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
     - A full checkpoint (``state_dict_cfg='full'``: one file, as a DDP run
       saves, loadable by fine-tuning and by any number of processes) is
       checked against the model before it loads, exactly when resumed
-      (:func:`check_fit`, on a copy of the model built on the meta device,
-      which holds no memory); a checkpoint that does not fit stops the run
-      with one line.
+      (:func:`check_fit`, on a copy of the unsharded model whose tensors
+      are on the meta device, which holds no memory); a checkpoint that
+      does not fit stops the run with one line.
     - A sharded checkpoint (``state_dict_cfg='local'``: a folder of
       ``rank{i}.pth``, each process's shard of the weights and optimiser
       state) loads only into as many processes as saved it; any other
@@ -68,15 +69,24 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
             arguments, e.g. ``auto_wrap_policy``. Defaults to None.
         state_dict_cfg (str or dict): 'full' or 'local' (see above), or
             ``FSDPStrategy``'s dict form. Defaults to 'full'.
+        activation_checkpointing (bool or dict): True recomputes the
+            activations of each ViT or Swin block in the backward pass
+            (:func:`fastmim_transformer_block`); a dict is
+            ``FSDPStrategy``'s form. Defaults to False.
         **kwargs: The other arguments of ``FSDPStrategy``
-            (``activation_checkpointing``, ``skip_init_weights``, ...).
+            (``skip_init_weights``, ...).
     """
 
     def __init__(self,
                  *,
                  model_wrapper: Optional[dict] = None,
                  state_dict_cfg='full',
+                 activation_checkpointing=False,
                  **kwargs) -> None:
+        if isinstance(activation_checkpointing, bool):
+            activation_checkpointing = dict(
+                check_fn='fastmim_transformer_block'
+            ) if activation_checkpointing else None
         if not torch.cuda.is_available():
             model_wrapper = dict(
                 model_wrapper or dict(type='MMFullyShardedDataParallel'))
@@ -84,6 +94,7 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
         super().__init__(
             model_wrapper=model_wrapper,
             state_dict_cfg=state_dict_cfg,
+            activation_checkpointing=activation_checkpointing,
             **kwargs)
         if self.full_state_dict and not torch.cuda.is_available():
             # torch gathers each optimiser state (exp_avg, exp_avg_sq) into
@@ -93,7 +104,7 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
             self.optim_state_dict_config = FullOptimStateDictConfig(
                 offload_to_cpu=False,
                 rank0_only=self.optim_state_dict_config.rank0_only)
-        self._model_cfg = None
+        self._unsharded = None
         self._loading = dict(file=None, resume=False)
 
     @property
@@ -106,9 +117,20 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
             return super().prepare(model, **kwargs)
 
     def build_model(self, model):
-        if isinstance(model, dict):
-            self._model_cfg = copy.deepcopy(model)
-        return super().build_model(model)
+        model = super().build_model(model)
+        # What checkpoints are checked against: the model before FSDP
+        # shards it, its tensors on the meta device (no memory).
+        memo = {
+            id(p):
+            nn.Parameter(torch.empty_like(p, device='meta'), p.requires_grad)
+            for p in model.parameters()
+        }
+        memo.update({
+            id(b): torch.empty_like(b, device='meta')
+            for b in model.buffers()
+        })
+        self._unsharded = copy.deepcopy(model, memo)
+        return model
 
     def resume(self, filename: str, **kwargs) -> dict:
         self._loading['resume'] = True
@@ -139,12 +161,10 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
         return super().load_checkpoint(filename, **kwargs)
 
     def load_model_state_dict(self, state_dict: dict, **kwargs) -> None:
-        if self.full_state_dict and self._model_cfg is not None:
-            with torch.device('meta'):
-                shapes = MODELS.build(copy.deepcopy(self._model_cfg))
+        if self.full_state_dict:
             print_log(
                 check_fit(
-                    shapes,
+                    self._unsharded,
                     state_dict,
                     file=self._loading['file'],
                     resume=self._loading['resume']),

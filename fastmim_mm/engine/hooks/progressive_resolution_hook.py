@@ -1,11 +1,13 @@
 import copy
 import math
+from contextlib import nullcontext
 from typing import Optional, Sequence, Union
 
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 from ...compat import private_api
 from ..input_size import pipeline_output_size
@@ -108,8 +110,14 @@ class ProgressiveResolutionHook(Hook):
                     f'param_scheduler.')
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        if hasattr(model, 'check_input_size'):
+        # FSDP: every process gathers the whole model for the dry runs.
+        whole = FullyShardedDataParallel.summon_full_params(
+            runner.model, writeback=False) if isinstance(
+                runner.model, FullyShardedDataParallel) else nullcontext()
+        with whole:
             for i, phase in enumerate(self.phases):
+                if not hasattr(model, 'check_input_size'):
+                    break
                 try:
                     model.check_input_size((phase['input_size'], ) * 2)
                 except ValueError as e:

@@ -1,11 +1,13 @@
 import os
 import os.path as osp
+from contextlib import nullcontext
 from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 from ...visualization import denormalize, make_panel
 
@@ -61,8 +63,16 @@ class FastMIMReconstructionHook(Hook):
             self.save(runner, f'epoch_{runner.epoch + 1}')
 
     def save(self, runner, tag: str) -> Optional[str]:
-        if self._batch is None or runner.rank != 0:
+        if self._batch is None:
             return None
+        # FSDP: every process gathers the whole model, rank 0 draws.
+        whole = FullyShardedDataParallel.summon_full_params(
+            runner.model, writeback=False) if isinstance(
+                runner.model, FullyShardedDataParallel) else nullcontext()
+        with whole:
+            return self._draw(runner, tag) if runner.rank == 0 else None
+
+    def _draw(self, runner, tag: str) -> str:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         data = model.data_preprocessor(self._batch, False)

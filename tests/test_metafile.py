@@ -17,6 +17,8 @@ NOT_LISTED = ('configs/fastmim/fastmim_vit-tiny-p16_1xb16-coslr-14e_demo-'
 # Pre-trainings without a fine-tuning or transfer config of their own.
 WITHOUT_DOWNSTREAM = {
     'fastmim-p_swin-large-w4_8xb256-amp-coslr-400e_in1k-128to256px',
+    'fastmim-p_swin-large-w4_8xb256-amp-fsdp-coslr-400e_in1k-128to256px',
+    'fastmim_vit-large-p16_8xb512-amp-fsdp-coslr-400e_in1k-128px',
     'fastmim_resnet50_8xb256-amp-coslr-400e_in1k-128px'
 }
 TASKS = {
@@ -54,7 +56,7 @@ def test_every_config_is_listed(models):
 
 
 def test_collection_and_models_are_complete(models):
-    assert len(models) == 23
+    assert len(models) == 25
     for name, model in models.items():
         assert model.in_collection == 'FastMIM'
         full = model.full_model

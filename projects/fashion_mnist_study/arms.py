@@ -36,8 +36,8 @@ SCRATCH_INIT = ARMS['hog32'][0]
 # test images; ft_test: test images for the final accuracy (None = all);
 # long: the scratch arm is also fine-tuned `long` times longer (pre-training
 # and fine-tuning seed 0), to show how far from converged scratch is.
-# `quick` fine-tunes nothing (ft_seeds=[]): what 400 iterations of
-# fine-tuning measure is the initialisation (see README.md).
+# `quick` is the full study's pre-training and kNN of the equal-time arms at
+# seed 0, and the online curves, without fine-tuning (see README.md).
 PRESETS = {
     'smoke':
     dict(
@@ -61,10 +61,10 @@ PRESETS = {
         arms=['scratch', 'hog16', 'hog32-time', 'mae32-time'],
         pt_seeds=[0],
         ft_seeds=[],
-        iters=400,
+        iters=2000,
         batch=128,
         rounds=3,
-        knn_train=20000,
+        knn_train=None,
         knn_test=None,
         labels=None,
         ft_batch=None,

@@ -7,8 +7,11 @@ differ by 0.01 points or more).
 
 ``overhead``: pre-train one arm with and without the online kNN, in
 interleaved rounds (the order alternating), and print the wall-clock of
-each run (set-up, training, evaluations and checkpoint) and the median
-overhead. ``--iters`` equal to ``--interval`` times one evaluation per
+each run (set-up, training, evaluations and checkpoint), the median
+overhead, and the median share of the evaluations in the training time of
+the runs with it (measured minutes apart, the whole runs differ by what
+other processes on the machine do meanwhile; the share is measured within
+one run). ``--iters`` equal to ``--interval`` times one evaluation per
 interval, as a full-study arm has it (``arms.ONLINE_KNN``).
 
 Example::
@@ -95,7 +98,7 @@ def overhead(args, preset) -> int:
         queries=args.queries)
     work_dir = args.work_dir
     seconds = dict(off=[], on=[])
-    evals = []
+    shares = []  # evaluation time / training time, within each run with it
     for r in range(args.rounds):
         for kind in ('off', 'on') if r % 2 == 0 else ('on', 'off'):
             args.work_dir = osp.join(work_dir, f'round{r}-{kind}')
@@ -104,18 +107,20 @@ def overhead(args, preset) -> int:
                                   online if kind == 'on' else None)
             seconds[kind].append(time.perf_counter() - start)
             if kind == 'on':
-                evals.append(record['online_knn']['seconds'])
+                shares.append(record['online_knn']['seconds'] /
+                              record['seconds'])
             shutil.rmtree(args.work_dir)
             log(f'round {r + 1}/{args.rounds}, online kNN {kind}: '
                 f'{seconds[kind][-1]:.1f} s')
     off, on = (statistics.median(seconds[k]) for k in ('off', 'on'))
+    runs = {k: ', '.join(f'{s:.1f}' for s in v) for k, v in seconds.items()}
     log(f'{args.arm}, {args.iters} iterations of batch {preset["batch"]}, '
         f'online kNN every {interval} ({args.memory} neighbours, '
         f'{args.queries} test images): median {off:.1f} s without, '
-        f'{on:.1f} s with (+{100 * (on / off - 1):.1f} %); the evaluations '
-        f'took {statistics.median(evals):.1f} s (median); runs without: ' +
-        ', '.join(f'{s:.1f}' for s in seconds['off']) + ' s, with: ' +
-        ', '.join(f'{s:.1f}' for s in seconds['on']) + ' s')
+        f'{on:.1f} s with ({100 * (on / off - 1):+.1f} %); within the runs '
+        'with it, the evaluations took '
+        f'{100 * statistics.median(shares):.1f} % of the training time '
+        f'(median). Runs without: {runs["off"]} s; with: {runs["on"]} s.')
     return 0
 
 

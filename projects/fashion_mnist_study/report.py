@@ -17,6 +17,16 @@ def mean_std(values: list) -> tuple:
     return statistics.mean(values), std
 
 
+def unit_seconds(record: dict) -> float:
+    """The time of one arm and seed's units: pre-training (and its online
+    kNN), kNN and fine-tuning."""
+    pretrain = record['pretrain']
+    online = pretrain.get('online_knn') or {}
+    return pretrain['seconds'] + online.get('seconds', 0.) + \
+        record['knn']['seconds'] + sum(
+            f['seconds'] for f in record['finetune'].values())
+
+
 def machine_info(device: str) -> dict:
     """What the study ran on, as ``results.json`` records it."""
     return dict(
@@ -87,9 +97,9 @@ def aggregate(name, preset, records, calibration, labelled, seconds,
         machine=machine,
         study_seconds=seconds,
         # The study's cost over all its sittings: every unit's own time.
-        run_seconds=sum(r['pretrain']['seconds'] + r['knn']['seconds'] +
-                        sum(f['seconds'] for f in r['finetune'].values())
-                        for runs in records.values() for r in runs.values()),
+        run_seconds=sum(
+            unit_seconds(r) for runs in records.values()
+            for r in runs.values()),
         calibration=calibration,
         evaluation=dict(
             knn=KNN_DESCRIPTION,
@@ -148,7 +158,7 @@ def write_table(results: dict, path: str) -> None:
 
 def online_curves(run: dict):
     """The online kNN of a run's pre-training: (settings, training seconds,
-    top-1); None for a run without (e.g. one cached before it existed)."""
+    top-1); None for a run without (e.g. those of docs/study)."""
     online = run['pretrain'].get('online_knn')
     if not online:
         return None
@@ -215,12 +225,10 @@ def write_plot(results: dict, path: str) -> None:
         xlabel='pre-training wall-clock (s), evaluations excluded',
         ylabel='test top-1 (%)')
     if not online_sets:
-        none = 'no online kNN in these runs\n(pre-trained before it was '\
-            'logged)'
         online_ax.text(
             .5,
             .5,
-            none,
+            'no online kNN logged in these runs',
             ha='center',
             va='center',
             transform=online_ax.transAxes)

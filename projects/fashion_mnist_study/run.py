@@ -147,7 +147,10 @@ def main(argv=None):
                 run_pretrain(args, arm, seed, iters, preset,
                              ONLINE_KNN[args.preset]))
             if config is not None:
-                progress.done('pretrain', pretrain['seconds'], (config, iters))
+                online = pretrain.get('online_knn') or {}
+                progress.done('pretrain',
+                              pretrain['seconds'] + online.get('seconds', 0.),
+                              (config, iters))
         knn = cached['knn']
         if knn is None:
             log(f'  computing kNN for {arm} seed {seed}: {progress.line()}')

@@ -127,7 +127,10 @@ def test_smoke_covers_every_arm(smoke):
     assert not list((work / 'cache').rglob('*.pth'))
     table = (work / 'results.md').read_text().splitlines()
     assert len([row for row in table if row.startswith('| ')]) == 2 + len(ARMS)
-    unit_seconds = sum(r['pretrain']['seconds'] + r['knn']['seconds'] +
+    # The study's cost: every unit, the online kNN's evaluations included.
+    unit_seconds = sum(r['pretrain']['seconds'] +
+                       r['pretrain'].get('online_knn', {}).get('seconds', 0.) +
+                       r['knn']['seconds'] +
                        sum(f['seconds'] for f in r['finetune'].values())
                        for arm in arms.values() for r in arm['runs'].values())
     assert unit_seconds > 0
@@ -477,3 +480,12 @@ def test_the_committed_study_reports_from_its_cache(tmp_path):
     write_plot(results, str(tmp_path / 'results.png'))
     assert (tmp_path / 'results.png').read_bytes()[:8] == \
         b'\x89PNG\r\n\x1a\n'
+
+
+def test_smoke_console_is_short(smoke):
+    """The smoke preset's console: a few lines before the first loss, no
+    warning twice across its runs (tools/train.py's run kinds are checked
+    in tests/test_transfer/test_small_chain.py)."""
+    from ..test_transfer.test_small_chain import check_console
+    _, _, result = smoke
+    check_console((result.stdout + result.stderr).splitlines())

@@ -123,6 +123,28 @@ def set_mmcv_op_kernels(module, kernels) -> None:
     module.ext_module = kernels
 
 
+# torch ---------------------------------------------------------------------
+
+
+def sharded_tensor_types() -> list:
+    """The classes a sharded FSDP checkpoint (``state_dict_cfg='local'``)
+    pickles besides tensors: ``ShardedTensor`` and its shards, metadata and
+    sharding specs, from torch's private ``torch.distributed._shard``
+    package."""
+    from torch.distributed import remote_device
+    from torch.distributed._shard.metadata import ShardMetadata
+    from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
+    from torch.distributed._shard.sharded_tensor.metadata import (
+        MEM_FORMAT_ENCODING, ShardedTensorMetadata, TensorProperties)
+    from torch.distributed._shard.sharding_spec import (ChunkShardingSpec,
+                                                        EnumerableShardingSpec)
+    return [
+        ShardedTensor, ShardedTensor.ProcessGroupState, Shard, ShardMetadata,
+        ShardedTensorMetadata, TensorProperties, MEM_FORMAT_ENCODING,
+        ChunkShardingSpec, EnumerableShardingSpec, remote_device._remote_device
+    ]
+
+
 # torchvision ---------------------------------------------------------------
 
 

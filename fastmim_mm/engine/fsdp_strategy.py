@@ -58,7 +58,8 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
     - A sharded checkpoint (``state_dict_cfg='local'``: a folder of
       ``rank{i}.pth``, each process's shard of the weights and optimiser
       state) loads only into as many processes as saved it; any other
-      count stops with one line.
+      count stops with one line. Its files are read weights-only too, with
+      torch's ``ShardedTensor`` classes allowed for that load only.
     - Saves are atomic: the checkpoint (file or folder) is written under a
       temporary name in its folder and renamed when complete.
     - Without a CUDA device the wrapper runs on the CPU
@@ -158,7 +159,17 @@ class FastMIMFSDPStrategy(private_api.fsdp_strategy()):
                 'load full checkpoints (strategy.state_dict_cfg=full, '
                 'which any number of processes loads).')
         self._loading['file'] = filename
-        return super().load_checkpoint(filename, **kwargs)
+        if self.full_state_dict:
+            return super().load_checkpoint(filename, **kwargs)
+        # Each shard file holds ShardedTensor objects, which weights-only
+        # loading refuses: allow those classes for this load only. (Only
+        # the ones not allowed yet: leaving the block removes all it adds.)
+        allowed = set(torch.serialization.get_safe_globals())
+        with torch.serialization.safe_globals([
+                t for t in private_api.sharded_tensor_types()
+                if t not in allowed
+        ]):
+            return super().load_checkpoint(filename, **kwargs)
 
     def load_model_state_dict(self, state_dict: dict, **kwargs) -> None:
         if self.full_state_dict:

@@ -1,6 +1,7 @@
 """FSDP (FastMIMFlexibleRunner with FastMIMFSDPStrategy) on two CPU
 processes: the losses equal DDP's, full checkpoints resume (onto another
-process count too), sharded ones are refused on another process count,
+process count too), sharded ones resume on their process count and are
+refused on another,
 the full checkpoint fine-tunes, and the toolkit's hooks run under it."""
 import os
 import subprocess
@@ -74,7 +75,7 @@ def runs(image_folder, tmp_path_factory):
     work = {
         name: folder / name
         for name in ('fsdp', 'one', 'ddp', 'resumed', 'ddp_swin', 'fsdp_swin',
-                     'local')
+                     'local', 'local_resumed')
     }
     # Through tools/dist_train.sh, with the reconstruction panels.
     fsdp = _config(
@@ -119,6 +120,14 @@ def runs(image_folder, tmp_path_factory):
             **swin),
         _config(
             folder, image_folder, 'local', fsdp=dict(state_dict_cfg='local')),
+        # Trained after 'local', which saves the shards it resumes from.
+        _config(
+            folder,
+            image_folder,
+            'local_resumed',
+            fsdp=dict(state_dict_cfg='local'),
+            resume=True,
+            load_from=str(work['local'] / 'iter_2.pth')),
     ]
     result = _in_sequence(*configs)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -161,6 +170,20 @@ def test_full_checkpoint_resumes_on_two_and_one_processes(runs):
     assert sorted(_losses(work['one'])) == [3, 4, 5, 6]
     assert 'random streams not restored: the checkpoint holds those of 2 ' \
         'process(es), this run has 1' in runs['one_console']
+
+
+def test_sharded_checkpoint_resumes_on_its_process_count(runs):
+    work = runs['work']
+    uninterrupted = _losses(work['local'])
+    assert sorted(uninterrupted) == [1, 2, 3, 4]
+    # The shards of iteration 2: the run continues at iteration 3, with
+    # the weights, AdamW's states and the random streams of each process.
+    resumed = _losses(work['local_resumed'])
+    assert sorted(resumed) == [3, 4]
+    for it, loss in resumed.items():
+        assert loss == pytest.approx(uninterrupted[it], abs=1e-6, rel=0), it
+    assert sorted(os.listdir(work['local_resumed'] /
+                             'epoch_1.pth')) == ['rank0.pth', 'rank1.pth']
 
 
 def test_sharded_checkpoint_refused_on_another_process_count(runs):

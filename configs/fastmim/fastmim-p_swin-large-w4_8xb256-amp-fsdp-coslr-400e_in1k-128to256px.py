@@ -2,9 +2,9 @@
 # parameters, gradients and AdamW state are sharded over the GPUs instead
 # of copied on each (docs/en/advanced_guides/cluster.md, "FSDP").
 #
-# - Each block of at least 10M parameters (the stage-3 blocks of Swin-L),
-#   else each group of smaller ones, is its own FSDP unit: only the unit
-#   running is gathered whole.
+# - Each Swin block (24 in the backbone, 7.1M parameters each in its third
+#   stage, 28.3M in its fourth) and each decoder block is its own FSDP
+#   unit: only the block running is gathered whole.
 # - Checkpoints are full (state_dict_cfg='full'): one file, as a DDP run
 #   saves, that fine-tuning loads and any number of GPUs resumes. 'local'
 #   saves each GPU's shard (a folder of rank{i}.pth), faster for large
@@ -20,9 +20,7 @@ strategy = dict(
     model_wrapper=dict(
         type='MMFullyShardedDataParallel',
         use_orig_params=True,
-        auto_wrap_policy=dict(
-            type='torch.distributed.fsdp.wrap.size_based_auto_wrap_policy',
-            min_num_params=int(1e7))),
+        auto_wrap_policy='fastmim_block_wrap_policy'),
     state_dict_cfg='full',
     activation_checkpointing=False)
 # fp16 loss scaling over the shards (bf16 needs none).

@@ -3,8 +3,8 @@
 # gradients and AdamW state are sharded over the GPUs instead of copied on
 # each (docs/en/advanced_guides/cluster.md, "FSDP").
 #
-# - Each of the 24 blocks (12.6M parameters) is its own FSDP unit: only the
-#   block running is gathered whole.
+# - Each of the 24 blocks (12.6M parameters), and each decoder block, is its
+#   own FSDP unit: only the block running is gathered whole.
 # - Checkpoints are full (state_dict_cfg='full'): one file, as a DDP run
 #   saves, that fine-tuning loads and any number of GPUs resumes. 'local'
 #   saves each GPU's shard (a folder of rank{i}.pth), resumed only by as
@@ -22,9 +22,7 @@ strategy = dict(
     model_wrapper=dict(
         type='MMFullyShardedDataParallel',
         use_orig_params=True,
-        auto_wrap_policy=dict(
-            type='torch.distributed.fsdp.wrap.size_based_auto_wrap_policy',
-            min_num_params=int(1e7))),
+        auto_wrap_policy='fastmim_block_wrap_policy'),
     state_dict_cfg='full',
     activation_checkpointing=False)
 # fp16 loss scaling over the shards (bf16 needs none).

@@ -33,6 +33,21 @@ def fastmim_transformer_block(module: torch.nn.Module) -> bool:
     return isinstance(module, (TransformerEncoderLayer, SwinBlock))
 
 
+@FUNCTIONS.register_module()
+def fastmim_block_wrap_policy(module: torch.nn.Module, recurse: bool,
+                              nonwrapped_numel: int) -> bool:
+    """``auto_wrap_policy`` for ``MMFullyShardedDataParallel``: each ViT or
+    Swin block (the backbone's and the decoder's) is an FSDP unit of its
+    own, gathered whole only while it runs; the rest of the model (patch
+    embedding, norms, prediction layer) is the root unit's.
+
+    A size-based policy would put blocks below its size together with
+    their stage: the 18 blocks of Swin-L's third stage (132M parameters)
+    in one unit.
+    """
+    return recurse or fastmim_transformer_block(module)
+
+
 def sharded_checkpoint_ranks(path: str) -> Optional[int]:
     """How many processes saved the sharded checkpoint ``path`` (a folder
     of ``rank{i}.pth``, as ``state_dict_cfg='local'`` saves), or None if

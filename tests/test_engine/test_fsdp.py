@@ -1,8 +1,8 @@
-"""FSDP (FastMIMFlexibleRunner with FastMIMFSDPStrategy) on two CPU
-processes: the losses equal DDP's, full checkpoints resume (onto another
-process count too), sharded ones resume on their process count and are
-refused on another,
-the full checkpoint fine-tunes, and the toolkit's hooks run under it."""
+"""FSDP (FastMIMFlexibleRunner with FastMIMFSDPStrategy, a unit per
+block) on two CPU processes: the losses equal DDP's, full checkpoints
+resume (onto another process count too), sharded ones resume on their
+process count and are refused on another, the full checkpoint fine-tunes,
+and the toolkit's hooks run under it."""
 import os
 import subprocess
 import sys
@@ -13,20 +13,19 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from fastmim_mm.engine import CheckedLoading, read_checkpoint
-from ..conftest import CONFIG_DIR, ROOT, TINY_SWIN, free_port, runner_config
+from fastmim_mm.engine.fsdp_strategy import fastmim_block_wrap_policy
+from ..conftest import (CONFIG_DIR, ROOT, TINY_SWIN, TINY_VIT, free_port,
+                        runner_config)
 from .run_logs import scalar_runs
 from .test_distributed import _dist_train, _env
 
-# Every block of at least this many parameters is its own FSDP unit, so
-# the tiny models are sharded over several units, as the large ones are.
+# As the configs: every ViT or Swin block is an FSDP unit of its own.
 FSDP = dict(
     type='FastMIMFSDPStrategy',
     model_wrapper=dict(
         type='MMFullyShardedDataParallel',
         use_orig_params=True,
-        auto_wrap_policy=dict(
-            type='torch.distributed.fsdp.wrap.size_based_auto_wrap_policy',
-            min_num_params=10000)))
+        auto_wrap_policy='fastmim_block_wrap_policy'))
 # Sharding changes the order of the floating-point sums, nothing else.
 DDP_TOLERANCE = 1e-5
 
@@ -136,6 +135,24 @@ def runs(image_folder, tmp_path_factory):
 
 def _losses(work_dir):
     return scalar_runs(work_dir)[0]
+
+
+@pytest.mark.parametrize('model, units', [
+    (TINY_VIT, ['backbone.layers.0', 'backbone.layers.1', 'neck.blocks.0']),
+    (TINY_SWIN, [f'backbone.stages.{i}.blocks.0'
+                 for i in range(4)] + ['neck.blocks.0']),
+])
+def test_every_block_is_an_fsdp_unit(model, units):
+    """The configs' auto_wrap_policy wraps the blocks, whatever their size,
+    and recurses everywhere to find them."""
+    model = MODELS.build(model)
+    assert [
+        name for name, module in model.named_modules()
+        if fastmim_block_wrap_policy(module, False, 0)
+    ] == units
+    assert all(
+        fastmim_block_wrap_policy(module, True, 0)
+        for module in model.modules())
 
 
 def test_fsdp_losses_equal_ddp_losses(runs):

@@ -106,7 +106,8 @@ def worker(out_dir: str, train_argv: list) -> None:
 
 
 def count_parameters(config: str) -> int:
-    """The model's parameters, built on the meta device (no memory)."""
+    """The model's parameters, built on the meta device (no memory), or
+    on the CPU for models whose construction reads tensor values (Swin)."""
     import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -114,8 +115,12 @@ def count_parameters(config: str) -> int:
 
     import fastmim_mm  # noqa: F401
     init_default_scope('mmpretrain')
-    with torch.device('meta'):
-        model = MODELS.build(Config.fromfile(config).model)
+    cfg = Config.fromfile(config).model
+    try:
+        with torch.device('meta'):
+            model = MODELS.build(cfg)
+    except RuntimeError:
+        model = MODELS.build(cfg)
     return sum(p.numel() for p in model.parameters())
 
 

@@ -9,7 +9,10 @@ is (``FastMIMFlexibleRunner``, ``FastMIMFSDPStrategy``) and once with
 ``runner_type=FastMIMRunner`` (DDP), with the same seed. Without a GPU the
 configs' AMP optimiser wrapper trains in fp32, as ``tools/train.py`` does
 on a CPU. No checkpoints or reconstruction panels are saved (and so no
-stop-signal checkpoints either).
+stop-signal checkpoints either). In a FastMIM-P config (Swin-L) the
+``ProgressiveResolutionHook`` phases set the batch per process, over
+``--batch-size``: the ``--processes`` x ``--batch-size`` x ``--iters``
+images generated then train in fewer iterations.
 
 Each process reports its resident memory once torch and the toolkit are
 imported (``start``) and its peak resident memory (``VmHWM``) at the end;

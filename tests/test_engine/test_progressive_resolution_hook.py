@@ -10,12 +10,12 @@ LR = 1e-3  # per 256 images
 PHASES = [(0, 32, 4, 1), (1, 64, 8, 2)]
 
 
-def progressive_config(work_dir, image_folder, **overrides):
+def progressive_config(work_dir, image_folder, phases=PHASES, **overrides):
     cfg = runner_config(work_dir, image_folder, max_epochs=3, **overrides)
     cfg.optim_wrapper.optimizer.lr = LR
     cfg.auto_scale_lr = dict()
     cfg.custom_hooks.insert(
-        0, dict(type='ProgressiveResolutionHook', phases=PHASES))
+        0, dict(type='ProgressiveResolutionHook', phases=phases))
     return cfg
 
 
@@ -53,6 +53,29 @@ def test_switches_crop_batch_accumulation_and_lr(image_folder, tmp_path,
         assert r['accumulative_counts'] == 2
         assert r['lr'] == pytest.approx(LR * 16 / 256)
     assert runner.train_loop.max_iters == 8
+
+
+def test_resumes_inside_an_epoch_of_a_later_phase(image_folder, tmp_path,
+                                                  records):
+    """A checkpoint after 2 of epoch 1's 4 iterations (phase 1, an
+    optimiser step every 2): the resumed run trains the 6 iterations left
+    and knows that the run ends at iteration 12."""
+    phases = [(0, 32, 4, 1), (1, 64, 4, 2)]
+    cfg = progressive_config(tmp_path, image_folder, phases)
+    cfg.default_hooks.checkpoint.iter_interval = 6
+    cfg.custom_hooks.append(dict(type='StopAfterEpochHook', stop_epoch=2))
+    FastMIMRunner.from_cfg(cfg).train()
+    assert osp.isfile(osp.join(tmp_path, 'iter_6.pth'))
+
+    records.clear()
+    cfg = progressive_config(tmp_path, image_folder, phases)
+    cfg.resume, cfg.load_from = True, osp.join(tmp_path, 'iter_6.pth')
+    runner = FastMIMRunner.from_cfg(cfg)
+    runner.train()
+    resumed = [r for r in records if r['event'] == 'iter']
+    assert [r['epoch'] for r in resumed] == [1, 1, 2, 2, 2, 2]
+    assert all(r['accumulative_counts'] == 2 for r in resumed)
+    assert runner.iter == 12 and runner.train_loop.max_iters == 12
 
 
 def test_refuses_iteration_based_schedule(image_folder, tmp_path):

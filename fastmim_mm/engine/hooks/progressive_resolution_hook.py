@@ -11,6 +11,7 @@ from torch.distributed.fsdp import FullyShardedDataParallel
 
 from ...compat import private_api
 from ..input_size import pipeline_output_size
+from .resumable_checkpoint_hook import EPOCH_PROGRESS_KEY
 
 PhaseSpec = Union[dict, Sequence[int]]
 
@@ -91,10 +92,18 @@ class ProgressiveResolutionHook(Hook):
         self.base_batch_size = base_batch_size
         self.crop_types = tuple(crop_types)
         self._current: Optional[int] = None
+        # Samples of the current epoch trained on before a checkpoint saved
+        # inside it, over all processes (None: resumed at an epoch's start).
+        self._consumed: Optional[int] = None
 
     def phase_index(self, epoch: int) -> int:
         return max(i for i, p in enumerate(self.phases)
                    if p['start_epoch'] <= epoch)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        progress = checkpoint.get('meta', {}).get(EPOCH_PROGRESS_KEY)
+        self._consumed = None if progress is None else \
+            progress['samples'] * progress['world_size']
 
     def before_train(self, runner) -> None:
         if runner.cfg.get('auto_scale_lr', {}).get('enable', False):
@@ -128,6 +137,7 @@ class ProgressiveResolutionHook(Hook):
         for index in range(len(self.phases)):
             self._set_crop(runner, index)
         self._apply(runner, self.phase_index(runner.epoch))
+        self._consumed = None
 
     def before_train_epoch(self, runner) -> None:
         index = self.phase_index(runner.epoch)
@@ -191,9 +201,13 @@ class ProgressiveResolutionHook(Hook):
         total = 0
         for epoch in range(runner.epoch, runner.max_epochs):
             batch = self.phases[self.phase_index(epoch)]['batch_size']
-            total += (
-                samples_per_rank //
-                batch if drop_last else math.ceil(samples_per_rank / batch))
+            samples = samples_per_rank
+            if epoch == runner.epoch and self._consumed:
+                # Resumed inside this epoch: its sampler leaves out what
+                # was trained on (ResumableCheckpointHook).
+                samples -= self._consumed // get_world_size()
+            total += samples // batch if drop_last else math.ceil(samples /
+                                                                  batch)
         return total
 
     @staticmethod

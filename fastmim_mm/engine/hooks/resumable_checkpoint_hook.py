@@ -29,6 +29,11 @@ def gradients_applied(runner) -> bool:
     return should_update is None or should_update()
 
 
+# Checkpoint meta of a checkpoint saved inside an epoch: the samples of the
+# epoch's order trained on (per process) and the number of processes.
+EPOCH_PROGRESS_KEY = 'epoch_progress'
+
+
 @HOOKS.register_module()
 class ResumableCheckpointHook(CheckpointHook):
     """MMEngine's ``CheckpointHook`` whose checkpoints resume where they were
@@ -74,7 +79,6 @@ class ResumableCheckpointHook(CheckpointHook):
     """
 
     _iter_keep_key = 'keep_iter_ckpt_ids'
-    _progress_key = 'epoch_progress'
 
     def __init__(self,
                  iter_interval: Optional[int] = None,
@@ -105,7 +109,7 @@ class ResumableCheckpointHook(CheckpointHook):
     # Resume -------------------------------------------------------------
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self._progress = checkpoint.get('meta', {}).get(self._progress_key)
+        self._progress = checkpoint.get('meta', {}).get(EPOCH_PROGRESS_KEY)
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -206,7 +210,7 @@ class ResumableCheckpointHook(CheckpointHook):
         self._saved_iter = runner.iter
         meta = dict(epoch=runner.epoch, iter=runner.iter + 1)
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
-            meta[self._progress_key] = dict(
+            meta[EPOCH_PROGRESS_KEY] = dict(
                 samples=self._consumed, world_size=get_world_size())
         if self.by_epoch:
             return self._save(runner, runner.iter + 1, meta, 'iter_{}.pth',

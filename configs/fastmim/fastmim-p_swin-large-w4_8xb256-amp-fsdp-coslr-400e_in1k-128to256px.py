@@ -12,16 +12,10 @@
 # - Activation checkpointing (recompute each Swin block in the backward
 #   pass: less memory, about a third more compute):
 #   --cfg-options strategy.activation_checkpointing=True
-_base_ = './fastmim-p_swin-large-w4_8xb256-amp-coslr-400e_in1k-128to256px.py'
+_base_ = [
+    './fastmim-p_swin-large-w4_8xb256-amp-coslr-400e_in1k-128to256px.py',
+    '../_base_/fsdp_strategy.py'
+]
 
-runner_type = 'FastMIMFlexibleRunner'
-strategy = dict(
-    type='FastMIMFSDPStrategy',
-    model_wrapper=dict(
-        type='MMFullyShardedDataParallel',
-        use_orig_params=True,
-        auto_wrap_policy='fastmim_block_wrap_policy'),
-    state_dict_cfg='full',
-    activation_checkpointing=False)
 # fp16 loss scaling over the shards (bf16 needs none).
 optim_wrapper = dict(use_fsdp=True)

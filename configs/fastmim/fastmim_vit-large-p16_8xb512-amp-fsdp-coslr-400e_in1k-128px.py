@@ -12,18 +12,12 @@
 # - Activation checkpointing (recompute each block in the backward pass:
 #   less memory for the batch of 512 per GPU, about a third more compute):
 #   --cfg-options strategy.activation_checkpointing=True
-_base_ = './fastmim_vit-base-p16_8xb512-amp-coslr-400e_in1k-128px.py'
+_base_ = [
+    './fastmim_vit-base-p16_8xb512-amp-coslr-400e_in1k-128px.py',
+    '../_base_/fsdp_strategy.py'
+]
 
 model = dict(backbone=dict(arch='large'), neck=dict(in_channels=1024))
 
-runner_type = 'FastMIMFlexibleRunner'
-strategy = dict(
-    type='FastMIMFSDPStrategy',
-    model_wrapper=dict(
-        type='MMFullyShardedDataParallel',
-        use_orig_params=True,
-        auto_wrap_policy='fastmim_block_wrap_policy'),
-    state_dict_cfg='full',
-    activation_checkpointing=False)
 # fp16 loss scaling over the shards (bf16 needs none).
 optim_wrapper = dict(use_fsdp=True)

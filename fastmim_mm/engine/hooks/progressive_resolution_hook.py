@@ -11,7 +11,7 @@ from torch.distributed.fsdp import FullyShardedDataParallel
 
 from ...compat import private_api
 from ..input_size import pipeline_output_size
-from .resumable_checkpoint_hook import EPOCH_PROGRESS_KEY
+from .resumable_checkpoint_hook import samples_trained_in_epoch
 
 PhaseSpec = Union[dict, Sequence[int]]
 
@@ -101,9 +101,7 @@ class ProgressiveResolutionHook(Hook):
                    if p['start_epoch'] <= epoch)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        progress = checkpoint.get('meta', {}).get(EPOCH_PROGRESS_KEY)
-        self._consumed = None if progress is None else \
-            progress['samples'] * progress['world_size']
+        self._consumed = samples_trained_in_epoch(checkpoint)
 
     def before_train(self, runner) -> None:
         if runner.cfg.get('auto_scale_lr', {}).get('enable', False):

@@ -34,6 +34,15 @@ def gradients_applied(runner) -> bool:
 EPOCH_PROGRESS_KEY = 'epoch_progress'
 
 
+def samples_trained_in_epoch(checkpoint: dict) -> Optional[int]:
+    """Samples of its epoch's order trained on, over all processes,
+    before ``checkpoint`` was saved inside that epoch; None for a checkpoint
+    saved at an epoch's end."""
+    progress = checkpoint.get('meta', {}).get(EPOCH_PROGRESS_KEY)
+    return None if progress is None else \
+        progress['samples'] * progress['world_size']
+
+
 @HOOKS.register_module()
 class ResumableCheckpointHook(CheckpointHook):
     """MMEngine's ``CheckpointHook`` whose checkpoints resume where they were
@@ -101,7 +110,8 @@ class ResumableCheckpointHook(CheckpointHook):
         self.keep_ckpt_ids: deque = deque()  # CheckpointHook's, if kept
         self.keep_iter_ckpt_ids: deque = deque()
         self._consumed = 0  # samples this process trained on in the epoch
-        self._progress: Optional[dict] = None  # of the checkpoint resumed
+        # samples_trained_in_epoch of the checkpoint resumed
+        self._progress: Optional[int] = None
         self._saved_iter: Optional[int] = None
         self._iter_save_due = False
         self._loader_generator_set = None
@@ -109,7 +119,7 @@ class ResumableCheckpointHook(CheckpointHook):
     # Resume -------------------------------------------------------------
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self._progress = checkpoint.get('meta', {}).get(EPOCH_PROGRESS_KEY)
+        self._progress = samples_trained_in_epoch(checkpoint)
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -133,9 +143,9 @@ class ResumableCheckpointHook(CheckpointHook):
 
     def before_train_epoch(self, runner) -> None:
         self._consumed = 0
-        progress, self._progress = self._progress, None
-        if progress is None or not isinstance(runner.train_loop,
-                                              EpochBasedTrainLoop):
+        total, self._progress = self._progress, None
+        if total is None or not isinstance(runner.train_loop,
+                                           EpochBasedTrainLoop):
             return
         loader = runner.train_loop.dataloader
         sampler = loader.sampler
@@ -146,9 +156,7 @@ class ResumableCheckpointHook(CheckpointHook):
                 f'leave out the samples trained on: the epoch is replayed '
                 f'from its start.')
             return
-        # Samples of this epoch's order already trained on, over all
-        # processes; each process leaves out its share.
-        total = progress['samples'] * progress['world_size']
+        # Each process leaves out its share of what was trained on.
         consumed = total // get_world_size()
         sampler.resume_at(runner.epoch, consumed)
         self._consumed = consumed

@@ -18,10 +18,11 @@ from ..conftest import ROOT
 
 TOOL = ROOT / 'tools' / 'analysis' / 'benchmark_pipeline.py'
 
-# The documented speed-up of the fused path over MMPretrain's pipeline on
-# one core is about 2x (docs/en/advanced_guides/speed_and_gpus.md); this
-# tripwire fails well below it, e.g. when the reduced JPEG decode is lost.
-TRIPWIRE = 1.7
+# The fused path measures about 2.04x MMPretrain's pipeline here (2.1x on
+# the tool's 300 images, docs/en/advanced_guides/speed_and_gpus.md); the
+# version before the bilinear warp measured 1.91-1.94x, and a path that
+# lost its reduced decode about 1.0x.
+TRIPWIRE = 1.98
 
 
 @pytest.fixture
@@ -34,25 +35,34 @@ def one_thread():
     cv2.setNumThreads(cv2_threads)
 
 
-def test_fused_pipeline_stays_ahead_of_mmpretrain(tmp_path, one_thread):
-    """Both pipelines on the same 40 JPEGs, 5 interleaved passes each,
-    timed in this process's CPU time (other processes on the machine slow
-    both alike); the medians' ratio."""
-    init_default_scope('mmpretrain')
-    paths = write_images(str(tmp_path), 40, seed=0)
+def speedup(paths, repeats):
+    """MMPretrain's median pass over the fused path's, both pipelines timed
+    in this process's CPU time (other processes on the machine slow both
+    alike), their passes interleaved."""
     configs = build_pipelines(128)
     times = time_pipelines(
         {n: Compose(configs[n])
          for n in (MMPRETRAIN, FUSED)},
         paths,
-        repeats=5,
+        repeats=repeats,
         seed=0,
         clock=time.process_time)
-    ratio = statistics.median(times[MMPRETRAIN]) / statistics.median(
+    return statistics.median(times[MMPRETRAIN]) / statistics.median(
         times[FUSED])
-    assert ratio >= TRIPWIRE, (
-        f'the fused pipeline is only {ratio:.2f}x as fast as MMPretrain\'s '
-        f'(tripwire {TRIPWIRE}x): {times}')
+
+
+def test_fused_pipeline_stays_ahead_of_mmpretrain(tmp_path, one_thread):
+    """The speed-up on 60 JPEGs, 11 passes each; a measurement below the
+    tripwire is repeated twice before the test fails, so that a moment of
+    noise does not fail it and a regression fails all three."""
+    init_default_scope('mmpretrain')
+    paths = write_images(str(tmp_path), 60, seed=0)
+    ratios = []
+    while len(ratios) < 3 and max(ratios, default=0) < TRIPWIRE:
+        ratios.append(speedup(paths, repeats=11))
+    assert max(ratios) >= TRIPWIRE, (
+        f'the fused pipeline is only {max(ratios):.2f}x as fast as '
+        f'MMPretrain\'s (tripwire {TRIPWIRE}x; measured {ratios})')
 
 
 def test_tool_reports_one_core_and_loader_workers(tmp_path):

@@ -82,7 +82,16 @@ def test_tool_reports_one_core_and_loader_workers(tmp_path):
     report = json.loads(out.read_text())
     assert [r['pipeline']
             for r in report['results']] == list(build_pipelines(128))
-    assert report['results'][0]['speedup_vs_pillow'] == 1.0
+    pillow, cv2_resize, fused = report['results']
+    assert pillow['speedup_vs_pillow'] == 1.0
+    assert pillow['psnr_vs_pillow_median_db'] is None
+    # The same boxes, resampled differently. Where the fused path decodes
+    # in full it is OpenCV's resize bit for bit, elsewhere closer to PIL's.
+    cv2_median, cv2_min = (
+        cv2_resize[f'psnr_vs_pillow_{k}_db'] for k in ('median', 'min'))
+    assert cv2_min > 25
+    assert fused['psnr_vs_pillow_min_db'] >= cv2_min
+    assert fused['psnr_vs_pillow_median_db'] > cv2_median + 1
     loader = report['loader']
     assert loader['images_per_epoch'] == 32
     rows = {(r['pipeline'], r['workers']): r for r in loader['results']}
@@ -97,3 +106,4 @@ def test_tool_reports_one_core_and_loader_workers(tmp_path):
     # Both tables are printed, one row per measurement.
     assert result.stdout.count(f'| {FUSED} | ') == 2
     assert f'| (3) {FUSED} | ' in result.stdout
+    assert f"{fused['psnr_vs_pillow_median_db']:.1f} / " in result.stdout

@@ -7,7 +7,11 @@ PackInputs) with the fused ``DecodeRandomResizedCrop`` + RandomFlip +
 PackInputs, on ImageNet-sized JPEGs (generated, or a folder of your own).
 
 1. One core: each pipeline called on every image in the main process,
-   ``--repeats`` passes interleaved across the pipelines, the median pass.
+   ``--repeats`` passes interleaved across the pipelines, the median pass;
+   and each pipeline's images against those of MMPretrain's pillow
+   pipeline, which crops the fully decoded image and resizes it with PIL's
+   antialiased bicubic (PSNR per image: median and minimum; all pipelines
+   draw the same boxes and flips for a seed).
 2. Loader workers: the pre-training config's data loader
    (``configs/_base_/datasets/imagenet_fastmim-128px.py``: its sampler,
    per-sample seeding, persistent workers and collate) over the same images
@@ -179,6 +183,27 @@ def run_pass(pipeline: Compose,
     return elapsed
 
 
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.double() - b.double())**2).item()
+    return 10 * np.log10(255.**2 / max(mse, 1e-10))
+
+
+def psnr_against(reference: Compose, pipelines: dict, paths: list,
+                 seed: int) -> dict:
+    """PSNR (dB) of each pipeline's image against ``reference``'s, per
+    image (name -> list), from the same seed."""
+
+    def images(pipeline):
+        np.random.seed(seed)
+        return [pipeline(dict(img_path=p))['inputs'] for p in paths]
+
+    expected = images(reference)
+    return {
+        name: [psnr(a, b) for a, b in zip(images(pipeline), expected)]
+        for name, pipeline in pipelines.items()
+    }
+
+
 def time_pipelines(pipelines: dict,
                    paths: list,
                    repeats: int,
@@ -257,25 +282,35 @@ def main():
           f'px; 1 thread, {args.repeats} timed passes after a warm-up pass')
 
     configs = build_pipelines(args.size)
-    times = time_pipelines({
-        n: Compose(c)
-        for n, c in configs.items()
-    }, paths, args.repeats, args.seed)
+    pipelines = {n: Compose(c) for n, c in configs.items()}
+    times = time_pipelines(pipelines, paths, args.repeats, args.seed)
+    reference = pipelines.pop(MMPRETRAIN)
+    quality = psnr_against(reference, pipelines, paths, args.seed)
     base = statistics.median(times[MMPRETRAIN])
     rows = []
     for name, ts in times.items():
         median = statistics.median(ts)
+        values = quality.get(name)  # none for the reference itself
         rows.append(
             dict(
                 pipeline=name,
                 ms_per_image=median / len(paths) * 1e3,
                 images_per_s=len(paths) / median,
                 speedup_vs_pillow=base / median,
+                psnr_vs_pillow_median_db=statistics.median(values)
+                if values else None,
+                psnr_vs_pillow_min_db=min(values) if values else None,
                 pass_seconds=ts))
     print()
-    print_table(['pipeline', 'ms / image', 'images / s', 'speed-up vs (1)'], [[
+    print_table([
+        'pipeline', 'ms / image', 'images / s', 'speed-up vs (1)',
+        'PSNR vs (1), median / min (dB)'
+    ], [[
         f"({i}) {r['pipeline']}", f"{r['ms_per_image']:.2f}",
-        f"{r['images_per_s']:.0f}", f"{r['speedup_vs_pillow']:.2f}x"
+        f"{r['images_per_s']:.0f}", f"{r['speedup_vs_pillow']:.2f}x",
+        f"{r['psnr_vs_pillow_median_db']:.1f} / "
+        f"{r['psnr_vs_pillow_min_db']:.1f}"
+        if r['psnr_vs_pillow_min_db'] is not None else '-'
     ] for i, r in enumerate(rows, 1)])
 
     loader_rows = []

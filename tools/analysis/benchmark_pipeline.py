@@ -22,7 +22,7 @@ PackInputs, on ImageNet-sized JPEGs (generated, or a folder of your own).
 Example::
 
     python tools/analysis/benchmark_pipeline.py --num-images 300 \\
-        --repeats 5 --json work_dirs/pipeline_benchmark.json
+        --repeats 11 --json work_dirs/pipeline_benchmark.json
 """
 import argparse
 import io
@@ -76,7 +76,7 @@ def parse_args():
     parser.add_argument(
         '--repeats',
         type=int,
-        default=5,
+        default=11,
         help='timed passes over the images per pipeline (after one '
         'warm-up pass); the median is reported')
     parser.add_argument(

@@ -173,8 +173,7 @@ class DecodeRandomResizedCrop(ImageLoadingTransform, RandomResizedCrop):
         # One affine warp resamples it exactly (rounding the box would
         # shift the crop by up to half an output pixel). Bilinear, because
         # the DCT scaling has already low-passed the image: it comes closer
-        # to the antialiased resize of the full image than bicubic does,
-        # at a third of its cost.
+        # to the antialiased resize of the full image than bicubic does.
         sx, sy = crop_w / factor / out_w, crop_h / factor / out_h
         inverse_map = np.array([[sx, 0, left / factor + 0.5 * sx - 0.5],
                                 [0, sy, top / factor + 0.5 * sy - 0.5]])

@@ -2,12 +2,12 @@
 decoding in full, the fallbacks and the errors."""
 import io
 import itertools
-import math
 
 import cv2
 import numpy as np
 import pytest
 import simplejpeg
+from benchmark_pipeline import psnr
 from mmengine.dataset import Compose
 from mmpretrain.datasets import LoadImageFromFile, RandomResizedCrop
 from PIL import Image
@@ -43,11 +43,6 @@ def jpegs(tmp_path_factory):
         'no_subsampling':
         save(photo(seed=4), folder / 'no_subsampling.jpg', subsampling=0),
     }
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64))**2)
-    return 10 * math.log10(255.**2 / max(mse, 1e-10))
 
 
 def pil_reference(path, box, scale):

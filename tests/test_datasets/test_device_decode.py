@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from benchmark_pipeline import psnr
 from mmcv.transforms import RandomFlip
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
@@ -59,11 +60,6 @@ def pipelines(scale=96):
     device.transforms[0].scale = scale
     preprocessor = MODELS.build(cfg.model.data_preprocessor)
     return cpu, device, preprocessor
-
-
-def psnr(a, b):
-    mse = torch.mean((a.double() - b.double())**2).item()
-    return 10 * math.log10(255.**2 / max(mse, 1e-10))
 
 
 def test_config_switches_it_on():

@@ -183,9 +183,10 @@ def run_pass(pipeline: Compose,
     return elapsed
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.double() - b.double())**2).item()
-    return 10 * np.log10(255.**2 / max(mse, 1e-10))
+def psnr(a, b) -> float:
+    """PSNR (dB) of two images of 0-255 values, arrays or CPU tensors."""
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64))**2)
+    return float(10 * np.log10(255.**2 / max(mse, 1e-10)))
 
 
 def psnr_against(reference: Compose, pipelines: dict, paths: list,
